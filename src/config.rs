@@ -1,0 +1,115 @@
+//! The mount's configuration: what `-o size=...,block_size=...` turns into.
+//!
+//! Parsing lives in `options.rs`; this module only says what each knob means
+//! and what its default is, so every layer reads the same definitions.
+
+use std::path::PathBuf;
+
+/// How the kernel page cache is used for file data (`cache=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// The kernel caches file data (uncompressed) like any filesystem.
+    #[default]
+    Auto,
+    /// Direct I/O: every read and write reaches zsfs; mmap still allowed.
+    None,
+}
+
+/// Where cold zspages are written (`backing=`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backing {
+    /// An unlinked temporary file in `$TMPDIR` (the default).
+    #[default]
+    TempFile,
+    /// A file at this path, created 0600.
+    Path(PathBuf),
+    /// No writeback: the pool limit makes writes fail with ENOSPC (zram's mem_limit).
+    None,
+}
+
+/// A pool limit given as bytes or as a share of physical RAM (`pool_limit=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolLimit {
+    Bytes(u64),
+    /// Percent of physical RAM, 1..=100.
+    Percent(u8),
+}
+
+/// Everything a mount is configured with. `Default` is what `zsfs MOUNTPOINT`
+/// with no `-o` gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Logical byte limit (`size=`): sum of file sizes rounded up to blocks,
+    /// as tmpfs counts it. ENOSPC past it. Default: half of physical RAM.
+    pub size: u64,
+    /// Inode limit (`nr_inodes=`). Default: as tmpfs, half the RAM pages.
+    pub nr_inodes: u64,
+    /// Permission bits of the root directory (`mode=`). Default 01777.
+    pub mode: u32,
+    /// Owner of the root directory (`uid=`). Default: the mounting user.
+    pub uid: u32,
+    /// Group of the root directory (`gid=`). Default: the mounting group.
+    pub gid: u32,
+    /// Bytes per file block (`block_size=`): a power of two in 4 KiB..=128 KiB.
+    pub block_size: u32,
+    /// FUSE request threads (`threads=`). Default: the number of CPUs.
+    pub threads: usize,
+    /// Kernel page cache use (`cache=auto|none`).
+    pub cache: CacheMode,
+    /// Let users other than the mounter in (`allow_other`).
+    pub allow_other: bool,
+    /// Pool memory limit (`pool_limit=`); `None` means no limit.
+    pub pool_limit: Option<PoolLimit>,
+    /// Once over the pool limit, write back until under this percent of it
+    /// (`accept_threshold=`, zswap's default 90).
+    pub accept_threshold: u8,
+    /// Writeback target (`backing=`).
+    pub backing: Backing,
+    /// Name of the control file at the mount's root (`control=`).
+    pub control_name: String,
+}
+
+/// Smallest and largest `block_size=`.
+pub const MIN_BLOCK_SIZE: u32 = 4096;
+pub const MAX_BLOCK_SIZE: u32 = 128 * 1024;
+
+/// Physical RAM in bytes, from sysconf.
+pub fn physical_ram() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (pages.max(0) as u64) * (page.max(0) as u64)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let ram = physical_ram();
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Config {
+            size: ram / 2,
+            nr_inodes: ram / 4096 / 2,
+            mode: 0o1777,
+            uid,
+            gid,
+            block_size: 4096,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cache: CacheMode::Auto,
+            allow_other: false,
+            pool_limit: None,
+            accept_threshold: 90,
+            backing: Backing::TempFile,
+            control_name: ".zsfs".to_string(),
+        }
+    }
+}
+
+impl PoolLimit {
+    /// The limit in bytes on a machine with `ram` bytes of RAM.
+    pub fn bytes(self, ram: u64) -> u64 {
+        match self {
+            PoolLimit::Bytes(b) => b,
+            PoolLimit::Percent(p) => ram / 100 * u64::from(p),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! zsfs: a compressed in-memory filesystem served through FUSE.
+//!
+//! Layers, each knowing only the one below it (see ARCHITECTURE.md):
+//!
+//! ```text
+//! fuse_adapter  ->  fs (inodes, dirs, block maps)  ->  store (codec)  ->  pool (zspages)
+//! ```
+
+pub mod config;
+pub mod fs;
+pub mod fuse_adapter;
+pub mod pool;
+pub mod store;
