@@ -7,6 +7,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 pub mod fs;
 pub mod fuse_adapter;
 pub mod pool;

@@ -1,0 +1,233 @@
+//! Commands written to the control file, parsed before anything acts.
+//!
+//! A write is parsed whole first: if any line is not understood the write
+//! fails with EINVAL and nothing changes, so a typo in a script never leaves
+//! the pool half-steered.
+
+use crate::config::PoolLimit;
+use std::fmt;
+
+/// One command, as written to the control file (one per line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `compact`: move objects out of sparse zspages and free the empties
+    /// (zram's `compact`).
+    Compact,
+    /// `writeback all|idle|SIZE`: write cold data to the backing file now.
+    Writeback(WritebackAmount),
+    /// `pool_limit SIZE|N%|none`: change the pool's memory limit
+    /// (zram's `mem_limit`, zswap's `max_pool_percent`).
+    PoolLimit(Option<PoolLimit>),
+    /// `reset mem_used_max`: restart the peak-memory counter (zram: write 0
+    /// to `mem_used_max`).
+    ResetMemUsedMax,
+}
+
+/// How much `writeback` should write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritebackAmount {
+    /// Every zspage that can be written back.
+    All,
+    /// Zspages not referenced since the shrinker last looked (zram's
+    /// `writeback idle`).
+    Idle,
+    /// About this many bytes of pool memory.
+    Bytes(u64),
+}
+
+/// Why a command was refused; the message is what the log and `zsfs ctl` say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CommandError(String);
+
+/// The commands and their arguments, for error messages and `--help`.
+pub const USAGE: &str =
+    "compact | writeback all|idle|SIZE | pool_limit SIZE|N%|none | reset mem_used_max";
+
+impl Command {
+    /// Parse a whole write: one command per non-empty line. All lines must
+    /// parse, or none is returned.
+    pub fn parse_all(text: &[u8]) -> Result<Vec<Command>, CommandError> {
+        let text = std::str::from_utf8(text)
+            .map_err(|_| CommandError("command is not UTF-8 text".into()))?;
+        let cmds = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(Command::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if cmds.is_empty() {
+            return Err(CommandError(format!(
+                "empty command; expected one of: {USAGE}"
+            )));
+        }
+        Ok(cmds)
+    }
+
+    /// Parse one line.
+    pub fn parse(line: &str) -> Result<Command, CommandError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let bad = |why: String| {
+            Err(CommandError(format!(
+                "{why} in {line:?}; expected one of: {USAGE}"
+            )))
+        };
+        match words.as_slice() {
+            ["compact"] => Ok(Command::Compact),
+            ["writeback", "all"] => Ok(Command::Writeback(WritebackAmount::All)),
+            ["writeback", "idle"] => Ok(Command::Writeback(WritebackAmount::Idle)),
+            ["writeback", size] => match parse_size(size) {
+                Ok(0) => bad("writeback of 0 bytes".into()),
+                Ok(n) => Ok(Command::Writeback(WritebackAmount::Bytes(n))),
+                Err(e) => bad(e),
+            },
+            ["pool_limit", "none" | "0"] => Ok(Command::PoolLimit(None)),
+            ["pool_limit", arg] => match parse_pool_limit(arg) {
+                Ok(l) => Ok(Command::PoolLimit(Some(l))),
+                Err(e) => bad(e),
+            },
+            ["reset", "mem_used_max"] => Ok(Command::ResetMemUsedMax),
+            [] => bad("empty command".into()),
+            [word, ..] => bad(format!("unknown command or arguments for {word:?}")),
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Compact => write!(f, "compact"),
+            Command::Writeback(WritebackAmount::All) => write!(f, "writeback all"),
+            Command::Writeback(WritebackAmount::Idle) => write!(f, "writeback idle"),
+            Command::Writeback(WritebackAmount::Bytes(n)) => write!(f, "writeback {n}"),
+            Command::PoolLimit(None) => write!(f, "pool_limit none"),
+            Command::PoolLimit(Some(PoolLimit::Bytes(n))) => write!(f, "pool_limit {n}"),
+            Command::PoolLimit(Some(PoolLimit::Percent(p))) => write!(f, "pool_limit {p}%"),
+            Command::ResetMemUsedMax => write!(f, "reset mem_used_max"),
+        }
+    }
+}
+
+/// A byte count as the kernel's memparse reads it: digits with an optional
+/// binary suffix k, m, g, t (either case).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{s:?} is not a size (digits with an optional k, m, g or t suffix)")
+    })?;
+    let shift = match suffix {
+        "" => 0,
+        "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown size suffix {suffix:?} (use k, m, g or t)"
+            ))
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `SIZE` or `N%` (1..=100).
+pub fn parse_pool_limit(s: &str) -> Result<PoolLimit, String> {
+    if let Some(p) = s.strip_suffix('%') {
+        match p.parse::<u8>() {
+            Ok(p @ 1..=100) => Ok(PoolLimit::Percent(p)),
+            _ => Err(format!("{s:?} is not a percentage from 1% to 100%")),
+        }
+    } else {
+        match parse_size(s)? {
+            0 => Err("a pool limit of 0 bytes; use `none` to remove the limit".into()),
+            n => Ok(PoolLimit::Bytes(n)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_command() {
+        let ok = [
+            ("compact", Command::Compact),
+            (
+                "  writeback   all ",
+                Command::Writeback(WritebackAmount::All),
+            ),
+            ("writeback idle", Command::Writeback(WritebackAmount::Idle)),
+            (
+                "writeback 64M",
+                Command::Writeback(WritebackAmount::Bytes(64 << 20)),
+            ),
+            (
+                "writeback 4096",
+                Command::Writeback(WritebackAmount::Bytes(4096)),
+            ),
+            (
+                "pool_limit 1g",
+                Command::PoolLimit(Some(PoolLimit::Bytes(1 << 30))),
+            ),
+            (
+                "pool_limit 25%",
+                Command::PoolLimit(Some(PoolLimit::Percent(25))),
+            ),
+            ("pool_limit none", Command::PoolLimit(None)),
+            ("reset mem_used_max", Command::ResetMemUsedMax),
+        ];
+        for (text, want) in ok {
+            assert_eq!(Command::parse(text), Ok(want), "{text}");
+            // What Display prints parses back to the same command.
+            assert_eq!(Command::parse(&want.to_string()), Ok(want));
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_reason() {
+        for text in [
+            "",
+            "compact now",
+            "writeback",
+            "writeback 0",
+            "writeback 12q",
+            "writeback -5",
+            "pool_limit",
+            "pool_limit 0%",
+            "pool_limit 101%",
+            "pool_limit 0x10",
+            "reset",
+            "reset everything",
+            "rm -rf /",
+            "writeback 99999999999t",
+        ] {
+            let err = Command::parse(text).unwrap_err().to_string();
+            assert!(err.contains("expected one of"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_write_is_all_or_nothing() {
+        assert_eq!(
+            Command::parse_all(b"compact\nreset mem_used_max\n"),
+            Ok(vec![Command::Compact, Command::ResetMemUsedMax])
+        );
+        assert!(Command::parse_all(b"compact\nbogus\n").is_err());
+        assert!(Command::parse_all(b"\n\n").is_err());
+        assert!(Command::parse_all(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn sizes_follow_memparse() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("10k"), Ok(10 << 10));
+        assert_eq!(parse_size("3T"), Ok(3 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("1.5g").is_err());
+        assert!(parse_size("20000000t").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! The control file (`.zsfs` at the mount's root): stats out, commands in.
+//!
+//! - [`report`]: the text a read returns (zram/zswap counter names, then the
+//!   zsmalloc `classes` table) and its parser.
+//! - [`command`]: what a write may say; parsed whole before anything acts.
+//! - [`cli`]: `zsfs stats` and `zsfs ctl`, which only read and write that
+//!   file, so they work for any user the mount lets in.
+//!
+//! The filesystem core serves the file (src/fs/control.rs); this module has
+//! no knowledge of inodes or of the pool's internals.
+
+pub mod cli;
+pub mod command;
+pub mod report;
+
+pub use command::{Command, WritebackAmount};
+pub use report::{ClassRow, Report};
