@@ -1,2 +1,1427 @@
-//! Filesystem core: inodes, directories, block maps, permissions.
-//! No FUSE types in here; testable without a mount. (issue 3)
+//! Filesystem core: inodes, directories, block maps, xattrs, limits.
+//!
+//! No FUSE types in here; the adapter translates. Everything is testable
+//! without a mount (see `tests/fs_*.rs` and the unit tests below).
+//!
+//! # What the kernel does and what we do
+//! zsfs is mounted with `default_permissions`, so the kernel checks access
+//! (mode bits, sticky directories, who may chmod/chown/utime) before a
+//! request reaches us, and turns setuid/setgid clearing on write and chown
+//! into a `setattr` of the mode. The core does what the kernel leaves to the
+//! filesystem: ownership of new inodes (setgid directories), name and size
+//! limits, link counts, rename rules, timestamps, xattr namespaces, space and
+//! inode limits.
+//!
+//! # Inode lifetime
+//! An inode lives while it has a link (`nlink > 0`) or the kernel holds a
+//! reference to it (`lookups > 0`: every entry returned by lookup, create,
+//! mkdir, mknod, symlink, link and readdirplus counts one; `forget` gives
+//! them back). Open files hold a kernel reference, so an unlinked open file
+//! keeps its data until the last close. When both reach zero the inode leaves
+//! the table and its blocks go back to the store. Inode numbers are never
+//! reused (a u64 counter), so generations are always 0.
+//!
+//! # Locking (order: `ns` -> inode locks -> `table`)
+//! * `table` (RwLock<HashMap>) maps ino -> inode. Leaf lock: held only for a
+//!   map operation, never while taking another lock.
+//! * `Inode::inner` (RwLock) guards one inode's metadata and content: file
+//!   data is read under the read lock and written (compressed) under the
+//!   write lock, so compression never holds a filesystem-wide lock and
+//!   different files are written in parallel.
+//! * `ns` (Mutex) is taken by every operation that locks more than one inode
+//!   (link, unlink, rmdir, rename). Outside `ns` a thread holds at most one
+//!   inode lock and never waits for another lock while holding it, so under
+//!   `ns` inodes may be locked in any order without deadlock.
+
+mod control;
+pub(crate) mod file;
+
+use crate::config::Config;
+use crate::store::Store;
+use file::{FileData, Space};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use crate::store::StoreStats;
+
+/// Inode number.
+pub type Ino = u64;
+/// The root directory.
+pub const ROOT_INO: Ino = 1;
+/// The control file (`.zsfs`) in the root.
+pub const CONTROL_INO: Ino = 2;
+const FIRST_FREE_INO: Ino = 3;
+
+/// Longest name in a directory (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+/// Longest symlink target (PATH_MAX - 1).
+const SYMLINK_MAX: usize = 4095;
+/// tmpfs limits (XATTR_NAME_MAX, XATTR_SIZE_MAX).
+const XATTR_NAME_MAX: usize = 255;
+const XATTR_SIZE_MAX: usize = 65536;
+/// Most xattr bytes (names + values) on one inode, as tmpfs's per-inode
+/// `ispace` budget; beyond it setxattr fails with ENOSPC.
+const XATTR_INODE_MAX: usize = 1 << 20;
+/// Link count limit (EMLINK beyond it).
+pub const LINK_MAX: u32 = u32::MAX - 1;
+
+/// An errno value (positive), the core's error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+pub type FsResult<T> = Result<T, Errno>;
+
+fn err<T>(e: i32) -> FsResult<T> {
+    Err(Errno(e))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
+}
+
+impl FileKind {
+    /// The kind named by the `S_IFMT` bits of `mode`.
+    pub fn from_mode(mode: u32) -> Option<FileKind> {
+        Some(match mode & libc::S_IFMT {
+            libc::S_IFREG | 0 => FileKind::File,
+            libc::S_IFDIR => FileKind::Dir,
+            libc::S_IFLNK => FileKind::Symlink,
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFSOCK => FileKind::Socket,
+            libc::S_IFCHR => FileKind::CharDev,
+            libc::S_IFBLK => FileKind::BlockDev,
+            _ => return None,
+        })
+    }
+}
+
+/// What `stat` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: Ino,
+    pub size: u64,
+    /// 512-byte units actually allocated (holes excluded), as tmpfs.
+    pub blocks: u64,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub crtime: SystemTime,
+    pub kind: FileKind,
+    /// Permission bits including setuid, setgid and sticky (07777).
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    /// Preferred I/O size.
+    pub blksize: u32,
+}
+
+/// Who is asking (the request's fsuid/fsgid).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum TimeSet {
+    Now,
+    At(SystemTime),
+}
+
+/// The fields a `setattr` changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+    pub ctime: Option<SystemTime>,
+}
+
+/// One directory entry from `readdir`.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub ino: Ino,
+    pub kind: FileKind,
+    pub name: Vec<u8>,
+    /// Offset to pass to `readdir` to continue after this entry.
+    pub next: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// renameat2 flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenameFlags {
+    pub noreplace: bool,
+    pub exchange: bool,
+}
+
+/// fallocate modes the core implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallocate {
+    /// Mode 0 or FALLOC_FL_KEEP_SIZE.
+    Allocate { keep_size: bool },
+    /// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE.
+    PunchHole,
+    /// FALLOC_FL_ZERO_RANGE, optionally with KEEP_SIZE.
+    ZeroRange { keep_size: bool },
+}
+
+impl Fallocate {
+    /// Decode fallocate(2) mode bits; EOPNOTSUPP for the rest (collapse,
+    /// insert, unshare), as tmpfs.
+    pub fn from_mode(mode: i32) -> FsResult<Fallocate> {
+        const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
+        match mode {
+            0 => Ok(Fallocate::Allocate { keep_size: false }),
+            KEEP => Ok(Fallocate::Allocate { keep_size: true }),
+            m if m == libc::FALLOC_FL_PUNCH_HOLE | KEEP => Ok(Fallocate::PunchHole),
+            libc::FALLOC_FL_PUNCH_HOLE => err(libc::EINVAL),
+            libc::FALLOC_FL_ZERO_RANGE => Ok(Fallocate::ZeroRange { keep_size: false }),
+            m if m == libc::FALLOC_FL_ZERO_RANGE | KEEP => {
+                Ok(Fallocate::ZeroRange { keep_size: true })
+            }
+            _ => err(libc::EOPNOTSUPP),
+        }
+    }
+}
+
+/// Entries of one directory, in creation order for stable readdir offsets.
+struct Dir {
+    /// ".." (the root's parent is itself).
+    parent: Ino,
+    /// Cookie -> entry. Cookies grow monotonically and are never reused, so
+    /// an offset handed to readdir stays valid across inserts and removals.
+    entries: BTreeMap<u64, DEnt>,
+    /// Name -> cookie; same set of names as `entries`.
+    names: HashMap<Box<[u8]>, u64>,
+    /// Next cookie to hand out (>= 3; 1 and 2 are "." and "..").
+    next_cookie: u64,
+}
+
+struct DEnt {
+    name: Box<[u8]>,
+    ino: Ino,
+    kind: FileKind,
+}
+
+impl Dir {
+    fn new(parent: Ino) -> Dir {
+        Dir {
+            parent,
+            entries: BTreeMap::new(),
+            names: HashMap::new(),
+            next_cookie: 3,
+        }
+    }
+    fn get(&self, name: &[u8]) -> Option<&DEnt> {
+        self.names.get(name).map(|c| &self.entries[c])
+    }
+    fn insert(&mut self, name: &[u8], ino: Ino, kind: FileKind) {
+        let c = self.next_cookie;
+        self.next_cookie += 1;
+        self.names.insert(name.into(), c);
+        self.entries.insert(
+            c,
+            DEnt {
+                name: name.into(),
+                ino,
+                kind,
+            },
+        );
+    }
+    fn remove(&mut self, name: &[u8]) -> Option<DEnt> {
+        let c = self.names.remove(name)?;
+        self.entries.remove(&c)
+    }
+    /// Point an existing entry at another inode (rename exchange).
+    fn repoint(&mut self, name: &[u8], ino: Ino, kind: FileKind) {
+        let c = self.names[name];
+        let e = self.entries.get_mut(&c).expect("names and entries agree");
+        e.ino = ino;
+        e.kind = kind;
+    }
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+enum Content {
+    File(FileData),
+    Dir(Dir),
+    Symlink(Box<[u8]>),
+    /// FIFO, socket or device node.
+    Special {
+        rdev: u32,
+    },
+    /// The control file: no data of its own.
+    Control,
+}
+
+/// name -> value pairs; a handful per inode at most, so a Vec.
+type Xattrs = Vec<(Box<[u8]>, Box<[u8]>)>;
+
+struct Inner {
+    /// 07777 bits.
+    perm: u16,
+    uid: u32,
+    gid: u32,
+    /// Directory entries naming this inode (directories: 2 + subdirectories;
+    /// 0 once removed).
+    nlink: u32,
+    atime: SystemTime,
+    mtime: SystemTime,
+    ctime: SystemTime,
+    crtime: SystemTime,
+    /// Extended attributes, name -> value. Small per inode, so a Vec.
+    xattrs: Xattrs,
+    content: Content,
+    /// Set once the inode has left the table; nothing may use it afterwards.
+    gone: bool,
+}
+
+pub(crate) struct Inode {
+    ino: Ino,
+    /// Never changes after creation.
+    kind: FileKind,
+    /// Kernel references (see "Inode lifetime").
+    lookups: AtomicU64,
+    inner: RwLock<Inner>,
+}
+
+/// The filesystem.
+pub struct Fs {
+    store: Store,
+    /// Block budget from `size=`.
+    space: Space,
+    /// Inode table; see the locking notes.
+    table: RwLock<HashMap<Ino, Arc<Inode>>>,
+    /// Serialises operations that lock more than one inode.
+    ns: Mutex<()>,
+    /// Next inode number; numbers are never reused.
+    next_ino: AtomicU64,
+    /// Inodes in the table, the control file excluded. <= `max_inodes`.
+    inodes_used: AtomicU64,
+    /// `nr_inodes=`.
+    max_inodes: u64,
+    /// Live regular files (control file excluded).
+    files: AtomicU64,
+    /// Live directories (root included).
+    directories: AtomicU64,
+    block_size: u32,
+    /// Name of the control file in the root.
+    control_name: Box<[u8]>,
+    /// Who may write the control file besides root.
+    owner_uid: u32,
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn check_name(name: &[u8]) -> FsResult<()> {
+    if name.len() > NAME_MAX {
+        return err(libc::ENAMETOOLONG);
+    }
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return err(libc::EINVAL);
+    }
+    Ok(())
+}
+
+impl Fs {
+    /// A fresh, empty filesystem configured like the mount.
+    pub fn new(config: &Config) -> Fs {
+        let block_size = config.block_size;
+        let store = Store::new(block_size as usize);
+        let max_blocks = config.size / u64::from(block_size);
+        // SAFETY: geteuid cannot fail.
+        let owner_uid = unsafe { libc::geteuid() };
+        let fs = Fs {
+            store,
+            space: Space {
+                used: AtomicU64::new(0),
+                max: max_blocks,
+            },
+            table: RwLock::new(HashMap::new()),
+            ns: Mutex::new(()),
+            next_ino: AtomicU64::new(FIRST_FREE_INO),
+            inodes_used: AtomicU64::new(1),
+            max_inodes: config.nr_inodes.max(1),
+            files: AtomicU64::new(0),
+            directories: AtomicU64::new(1),
+            block_size,
+            control_name: config.control_name.as_bytes().into(),
+            owner_uid,
+        };
+        let t = now();
+        let mut root_dir = Dir::new(ROOT_INO);
+        if !config.control_name.is_empty() {
+            root_dir.insert(config.control_name.as_bytes(), CONTROL_INO, FileKind::File);
+        }
+        let root = Inner {
+            perm: (config.mode & 0o7777) as u16,
+            uid: config.uid,
+            gid: config.gid,
+            nlink: 2,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            xattrs: Vec::new(),
+            content: Content::Dir(root_dir),
+            gone: false,
+        };
+        let control = Inner {
+            perm: 0o644,
+            uid: owner_uid,
+            // SAFETY: getegid cannot fail.
+            gid: unsafe { libc::getegid() },
+            nlink: 1,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            xattrs: Vec::new(),
+            content: Content::Control,
+            gone: false,
+        };
+        {
+            let mut tbl = fs.table.write();
+            tbl.insert(
+                ROOT_INO,
+                Arc::new(Inode::new(ROOT_INO, FileKind::Dir, root)),
+            );
+            tbl.insert(
+                CONTROL_INO,
+                Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)),
+            );
+        }
+        fs
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// The store (and through it the pool), for the control file and tests.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn fcx(&self) -> file::Ctx<'_> {
+        file::Ctx {
+            store: &self.store,
+            space: &self.space,
+        }
+    }
+
+    fn get(&self, ino: Ino) -> FsResult<Arc<Inode>> {
+        self.table
+            .read()
+            .get(&ino)
+            .cloned()
+            .ok_or(Errno(libc::ENOENT))
+    }
+
+    fn attr_of(&self, ino: Ino, kind: FileKind, i: &Inner) -> Attr {
+        let bs = u64::from(self.block_size);
+        let (size, blocks, rdev) = match &i.content {
+            Content::File(f) => (f.size, f.allocated_blocks() * (bs / 512), 0),
+            Content::Dir(d) => (d.entries.len() as u64 * 20, 0, 0),
+            Content::Symlink(t) => (t.len() as u64, 0, 0),
+            Content::Special { rdev } => (0, 0, *rdev),
+            Content::Control => (0, 0, 0),
+        };
+        Attr {
+            ino,
+            size,
+            blocks,
+            atime: i.atime,
+            mtime: i.mtime,
+            ctime: i.ctime,
+            crtime: i.crtime,
+            kind,
+            perm: i.perm,
+            nlink: i.nlink,
+            uid: i.uid,
+            gid: i.gid,
+            rdev,
+            // `cp` and friends size their buffers from this: big enough to
+            // amortise a FUSE round trip, at least one block.
+            blksize: self.block_size.max(128 * 1024),
+        }
+    }
+
+    /// Look `name` up in `parent`; the returned entry holds a kernel reference.
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> FsResult<Attr> {
+        if name.len() > NAME_MAX {
+            return err(libc::ENAMETOOLONG);
+        }
+        let p = self.get(parent)?;
+        let child = {
+            let pi = p.inner.read();
+            let Content::Dir(d) = &pi.content else {
+                return err(libc::ENOTDIR);
+            };
+            let ino = match name {
+                b"." => parent,
+                b".." => d.parent,
+                _ => d.get(name).ok_or(Errno(libc::ENOENT))?.ino,
+            };
+            let c = self.get(ino)?;
+            // Under the parent's lock: the entry cannot be unlinked (and the
+            // inode dropped) between finding it and counting the reference.
+            c.lookups.fetch_add(1, Ordering::Relaxed);
+            c
+        };
+        let ci = child.inner.read();
+        Ok(self.attr_of(child.ino, child.kind, &ci))
+    }
+
+    /// Give back `n` kernel references to `ino`.
+    pub fn forget(&self, ino: Ino, n: u64) {
+        let Ok(node) = self.get(ino) else { return };
+        let prev = node
+            .lookups
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                Some(l.saturating_sub(n))
+            })
+            .expect("closure never fails");
+        if prev <= n {
+            let mut i = node.inner.write();
+            let dead = self.maybe_drop(&node, &mut i);
+            drop(i);
+            self.release_content(dead);
+        }
+    }
+
+    /// If `node` has neither links nor references, take it out of the table
+    /// and return its content for freeing (after the caller drops its locks).
+    fn maybe_drop(&self, node: &Inode, i: &mut Inner) -> Option<Content> {
+        if i.gone
+            || i.nlink > 0
+            || node.lookups.load(Ordering::Relaxed) > 0
+            || node.ino == ROOT_INO
+            || node.ino == CONTROL_INO
+        {
+            return None;
+        }
+        i.gone = true;
+        self.table.write().remove(&node.ino);
+        self.inodes_used.fetch_sub(1, Ordering::Relaxed);
+        match node.kind {
+            FileKind::File => self.files.fetch_sub(1, Ordering::Relaxed),
+            FileKind::Dir => self.directories.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        i.xattrs = Vec::new();
+        Some(std::mem::replace(&mut i.content, Content::Control))
+    }
+
+    fn release_content(&self, c: Option<Content>) {
+        if let Some(Content::File(mut f)) = c {
+            f.clear(&self.fcx());
+        }
+    }
+
+    pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        Ok(self.attr_of(ino, n.kind, &i))
+    }
+
+    /// chmod, chown, truncate, utimes. Permission checks are the kernel's
+    /// (`default_permissions`); the control file refuses mode and owner
+    /// changes and ignores size and times (shell `>` truncates it).
+    pub fn setattr(&self, ino: Ino, s: &SetAttr) -> FsResult<Attr> {
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        if ino == CONTROL_INO {
+            if s.mode.is_some() || s.uid.is_some() || s.gid.is_some() {
+                return err(libc::EPERM);
+            }
+            return Ok(self.attr_of(ino, n.kind, &i));
+        }
+        let t = now();
+        let mut changed = false;
+        if let Some(size) = s.size {
+            match &mut i.content {
+                Content::File(f) => f.truncate(&self.fcx(), size)?,
+                Content::Dir(_) => return err(libc::EISDIR),
+                _ => return err(libc::EINVAL),
+            }
+            // truncate(2) changes mtime and ctime even when the size stays.
+            i.mtime = t;
+            changed = true;
+        }
+        if let Some(mode) = s.mode {
+            i.perm = (mode & 0o7777) as u16;
+            changed = true;
+        }
+        if let Some(uid) = s.uid {
+            i.uid = uid;
+            changed = true;
+        }
+        if let Some(gid) = s.gid {
+            i.gid = gid;
+            changed = true;
+        }
+        if let Some(a) = s.atime {
+            i.atime = match a {
+                TimeSet::Now => t,
+                TimeSet::At(x) => x,
+            };
+            changed = true;
+        }
+        if let Some(m) = s.mtime {
+            i.mtime = match m {
+                TimeSet::Now => t,
+                TimeSet::At(x) => x,
+            };
+            changed = true;
+        }
+        if let Some(c) = s.ctime {
+            i.ctime = c;
+        } else if changed {
+            i.ctime = t;
+        }
+        Ok(self.attr_of(ino, n.kind, &i))
+    }
+
+    fn reserve_inode(&self) -> bool {
+        self.inodes_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u < self.max_inodes).then_some(u + 1)
+            })
+            .is_ok()
+    }
+
+    /// Create a node of `kind` named `name` in `parent`.
+    fn create_node(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        kind: FileKind,
+        mode: u32,
+        caller: Caller,
+        content: Content,
+    ) -> FsResult<Attr> {
+        check_name(name)?;
+        let p = self.get(parent)?;
+        let mut pi = p.inner.write();
+        if pi.nlink == 0 {
+            return err(libc::ENOENT);
+        }
+        let (pgid, psgid) = (pi.gid, pi.perm & libc::S_ISGID as u16 != 0);
+        let Content::Dir(d) = &mut pi.content else {
+            return err(libc::ENOTDIR);
+        };
+        if d.names.contains_key(name) {
+            return err(libc::EEXIST);
+        }
+        if !self.reserve_inode() {
+            log::warn!(
+                "nr_inodes={} reached: cannot create more files; raise nr_inodes= or delete files",
+                self.max_inodes
+            );
+            return err(libc::ENOSPC);
+        }
+        let mut perm = (mode & 0o7777) as u16;
+        // A setgid directory hands its group down, and its setgid bit to
+        // subdirectories (inode_init_owner).
+        let gid = if psgid {
+            if kind == FileKind::Dir {
+                perm |= libc::S_ISGID as u16;
+            }
+            pgid
+        } else {
+            caller.gid
+        };
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let t = now();
+        let inner = Inner {
+            perm,
+            uid: caller.uid,
+            gid,
+            nlink: if kind == FileKind::Dir { 2 } else { 1 },
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            xattrs: Vec::new(),
+            content,
+            gone: false,
+        };
+        let attr = self.attr_of(ino, kind, &inner);
+        let node = Inode::new(ino, kind, inner);
+        node.lookups.store(1, Ordering::Relaxed);
+        d.insert(name, ino, kind);
+        if kind == FileKind::Dir {
+            pi.nlink += 1;
+            self.directories.fetch_add(1, Ordering::Relaxed);
+        } else if kind == FileKind::File {
+            self.files.fetch_add(1, Ordering::Relaxed);
+        }
+        pi.mtime = t;
+        pi.ctime = t;
+        self.table.write().insert(ino, Arc::new(node));
+        Ok(attr)
+    }
+
+    /// mknod and create: regular files, FIFOs, sockets, device nodes.
+    pub fn mknod(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        caller: Caller,
+    ) -> FsResult<Attr> {
+        let kind = FileKind::from_mode(mode).ok_or(Errno(libc::EINVAL))?;
+        let content = match kind {
+            FileKind::File => Content::File(FileData::default()),
+            FileKind::Dir | FileKind::Symlink => return err(libc::EINVAL),
+            FileKind::CharDev | FileKind::BlockDev => Content::Special { rdev },
+            FileKind::Fifo | FileKind::Socket => Content::Special { rdev: 0 },
+        };
+        self.create_node(parent, name, kind, mode & !umask, caller, content)
+    }
+
+    pub fn mkdir(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<Attr> {
+        self.create_node(
+            parent,
+            name,
+            FileKind::Dir,
+            mode & !umask & 0o7777,
+            caller,
+            Content::Dir(Dir::new(parent)),
+        )
+    }
+
+    pub fn symlink(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        target: &[u8],
+        caller: Caller,
+    ) -> FsResult<Attr> {
+        if target.len() > SYMLINK_MAX {
+            return err(libc::ENAMETOOLONG);
+        }
+        if target.is_empty() {
+            return err(libc::ENOENT);
+        }
+        self.create_node(
+            parent,
+            name,
+            FileKind::Symlink,
+            0o777,
+            caller,
+            Content::Symlink(target.into()),
+        )
+    }
+
+    pub fn readlink(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        match &i.content {
+            Content::Symlink(t) => Ok(t.to_vec()),
+            _ => err(libc::EINVAL),
+        }
+    }
+
+    /// A new name `newname` in `newparent` for `ino`.
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> FsResult<Attr> {
+        check_name(newname)?;
+        if ino == CONTROL_INO {
+            return err(libc::EPERM);
+        }
+        let _ns = self.ns.lock();
+        let p = self.get(newparent)?;
+        let c = self.get(ino)?;
+        if c.kind == FileKind::Dir {
+            return err(libc::EPERM);
+        }
+        let mut pi = p.inner.write();
+        if pi.nlink == 0 {
+            return err(libc::ENOENT);
+        }
+        let Content::Dir(d) = &mut pi.content else {
+            return err(libc::ENOTDIR);
+        };
+        if d.names.contains_key(newname) {
+            return err(libc::EEXIST);
+        }
+        let mut ci = c.inner.write();
+        if ci.nlink == 0 {
+            return err(libc::ENOENT);
+        }
+        if ci.nlink >= LINK_MAX {
+            return err(libc::EMLINK);
+        }
+        d.insert(newname, ino, c.kind);
+        let t = now();
+        ci.nlink += 1;
+        ci.ctime = t;
+        pi.mtime = t;
+        pi.ctime = t;
+        c.lookups.fetch_add(1, Ordering::Relaxed);
+        Ok(self.attr_of(ino, c.kind, &ci))
+    }
+
+    /// unlink (dir = false) and rmdir (dir = true).
+    fn remove(&self, parent: Ino, name: &[u8], dir: bool) -> FsResult<()> {
+        if name.len() > NAME_MAX {
+            return err(libc::ENAMETOOLONG);
+        }
+        if dir && name == b"." {
+            return err(libc::EINVAL);
+        }
+        if dir && name == b".." {
+            return err(libc::ENOTEMPTY);
+        }
+        let dead = {
+            let _ns = self.ns.lock();
+            let p = self.get(parent)?;
+            let mut pi = p.inner.write();
+            let Content::Dir(d) = &mut pi.content else {
+                return err(libc::ENOTDIR);
+            };
+            let e = d.get(name).ok_or(Errno(libc::ENOENT))?;
+            if e.ino == CONTROL_INO {
+                return err(libc::EPERM);
+            }
+            let c = self.get(e.ino)?;
+            let mut ci = c.inner.write();
+            match (&ci.content, dir) {
+                (Content::Dir(cd), true) => {
+                    if !cd.is_empty() {
+                        return err(libc::ENOTEMPTY);
+                    }
+                }
+                (_, true) => return err(libc::ENOTDIR),
+                (Content::Dir(_), false) => return err(libc::EISDIR),
+                (_, false) => {}
+            }
+            d.remove(name);
+            let t = now();
+            if dir {
+                ci.nlink = 0;
+                pi.nlink -= 1;
+            } else {
+                ci.nlink -= 1;
+            }
+            ci.ctime = t;
+            pi.mtime = t;
+            pi.ctime = t;
+            drop(pi);
+            self.maybe_drop(&c, &mut ci)
+        };
+        self.release_content(dead);
+        Ok(())
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        self.remove(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> FsResult<()> {
+        self.remove(parent, name, true)
+    }
+
+    /// rename / renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE.
+    pub fn rename(
+        &self,
+        oldp: Ino,
+        oldname: &[u8],
+        newp: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<()> {
+        if flags.noreplace && flags.exchange {
+            return err(libc::EINVAL);
+        }
+        if oldname.len() > NAME_MAX {
+            return err(libc::ENAMETOOLONG);
+        }
+        check_name(newname)?;
+        let dead = {
+            let _ns = self.ns.lock();
+            self.rename_locked(oldp, oldname, newp, newname, flags)?
+        };
+        self.release_content(dead);
+        Ok(())
+    }
+
+    /// Parent of directory `ino`, reading locked inodes through `known`.
+    fn parent_of(&self, ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<Ino> {
+        if let Some((_, i)) = known.iter().find(|(k, _)| *k == ino) {
+            return match &i.content {
+                Content::Dir(d) => Ok(d.parent),
+                _ => err(libc::ENOTDIR),
+            };
+        }
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        match &i.content {
+            Content::Dir(d) => Ok(d.parent),
+            _ => err(libc::ENOTDIR),
+        }
+    }
+
+    /// Whether `anc` is `ino` or one of its ancestors.
+    fn is_ancestor(&self, anc: Ino, mut ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<bool> {
+        loop {
+            if ino == anc {
+                return Ok(true);
+            }
+            if ino == ROOT_INO {
+                return Ok(false);
+            }
+            ino = self.parent_of(ino, known)?;
+        }
+    }
+
+    fn rename_locked(
+        &self,
+        oldp: Ino,
+        oldname: &[u8],
+        newp: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> FsResult<Option<Content>> {
+        let op = self.get(oldp)?;
+        let np = if newp == oldp {
+            None
+        } else {
+            Some(self.get(newp)?)
+        };
+        let mut og = op.inner.write();
+        let mut ng = np.as_ref().map(|n| n.inner.write());
+        let lookup = |g: &Inner, name: &[u8]| -> FsResult<Option<(Ino, FileKind)>> {
+            match &g.content {
+                Content::Dir(d) => Ok(d.get(name).map(|e| (e.ino, e.kind))),
+                _ => err(libc::ENOTDIR),
+            }
+        };
+        let (src, skind) = lookup(&og, oldname)?.ok_or(Errno(libc::ENOENT))?;
+        let dst = lookup(ng.as_deref().unwrap_or(&og), newname)?;
+        if ng.as_deref().unwrap_or(&og).nlink == 0 {
+            return err(libc::ENOENT);
+        }
+        if src == CONTROL_INO || dst.is_some_and(|(d, _)| d == CONTROL_INO) {
+            return err(libc::EPERM);
+        }
+        if flags.exchange && dst.is_none() {
+            return err(libc::ENOENT);
+        }
+        if flags.noreplace && dst.is_some() {
+            return err(libc::EEXIST);
+        }
+        if dst.is_some_and(|(d, _)| d == src) {
+            // Two names of one inode: POSIX says do nothing.
+            return Ok(None);
+        }
+        if !flags.exchange {
+            if let Some((_, dkind)) = dst {
+                match (skind == FileKind::Dir, dkind == FileKind::Dir) {
+                    (true, false) => return err(libc::ENOTDIR),
+                    (false, true) => return err(libc::EISDIR),
+                    _ => {}
+                }
+            }
+        }
+        {
+            let mut known: Vec<(Ino, &Inner)> = vec![(oldp, &og)];
+            if let Some(g) = ng.as_deref() {
+                known.push((newp, g));
+            }
+            // A directory cannot move below itself.
+            if skind == FileKind::Dir && newp != oldp && self.is_ancestor(src, newp, &known)? {
+                return err(libc::EINVAL);
+            }
+            if flags.exchange {
+                let (d, dkind) = dst.expect("checked above");
+                if dkind == FileKind::Dir && newp != oldp && self.is_ancestor(d, oldp, &known)? {
+                    return err(libc::EINVAL);
+                }
+            }
+        }
+        if !flags.exchange && dst.is_some_and(|(d, _)| d == oldp) {
+            // Replacing our own parent: it holds `src`, so it is not empty.
+            return err(libc::ENOTEMPTY);
+        }
+        let sn = self.get(src)?;
+        let mut si = sn.inner.write();
+        let dn = match dst {
+            Some((d, _)) => Some(self.get(d)?),
+            None => None,
+        };
+        let mut di = dn.as_ref().map(|n| n.inner.write());
+        if !flags.exchange {
+            if let Some(Content::Dir(dd)) = di.as_deref().map(|i| &i.content) {
+                if !dd.is_empty() {
+                    return err(libc::ENOTEMPTY);
+                }
+            }
+        }
+        let t = now();
+        let cross = newp != oldp;
+        if flags.exchange {
+            let (d, dkind) = dst.expect("checked above");
+            let di = di.as_deref_mut().expect("locked above");
+            dir_mut(&mut og).repoint(oldname, d, dkind);
+            match ng.as_deref_mut() {
+                Some(g) => dir_mut(g).repoint(newname, src, skind),
+                None => dir_mut(&mut og).repoint(newname, src, skind),
+            }
+            if cross {
+                if skind == FileKind::Dir {
+                    og.nlink -= 1;
+                    ng.as_deref_mut().expect("cross").nlink += 1;
+                    dir_mut(&mut si).parent = newp;
+                }
+                if dkind == FileKind::Dir {
+                    ng.as_deref_mut().expect("cross").nlink -= 1;
+                    og.nlink += 1;
+                    dir_mut(di).parent = oldp;
+                }
+            }
+            di.ctime = t;
+        } else {
+            dir_mut(&mut og).remove(oldname);
+            let mut replaced_dir = false;
+            {
+                let npi: &mut Inner = match ng.as_deref_mut() {
+                    Some(g) => g,
+                    None => &mut og,
+                };
+                if let Some(di) = di.as_deref_mut() {
+                    dir_mut(npi).remove(newname);
+                    if matches!(di.content, Content::Dir(_)) {
+                        di.nlink = 0;
+                        replaced_dir = true;
+                    } else {
+                        di.nlink -= 1;
+                    }
+                    di.ctime = t;
+                }
+                dir_mut(npi).insert(newname, src, skind);
+                if replaced_dir {
+                    // The replaced directory's ".." no longer links its parent.
+                    npi.nlink -= 1;
+                }
+            }
+            if skind == FileKind::Dir && cross {
+                ng.as_deref_mut().expect("cross").nlink += 1;
+                og.nlink -= 1;
+                dir_mut(&mut si).parent = newp;
+            }
+        }
+        si.ctime = t;
+        og.mtime = t;
+        og.ctime = t;
+        if let Some(g) = ng.as_deref_mut() {
+            g.mtime = t;
+            g.ctime = t;
+        }
+        drop(og);
+        drop(ng);
+        drop(si);
+        let dead = match (dn.as_ref(), di.as_deref_mut()) {
+            (Some(dn), Some(di)) if !flags.exchange => self.maybe_drop(dn, di),
+            _ => None,
+        };
+        drop(di);
+        Ok(dead)
+    }
+
+    /// Entries of directory `ino` after `offset` (0 = from the start),
+    /// "." and ".." included, until `f` returns true (buffer full; the entry
+    /// it was given is not consumed).
+    pub fn readdir(
+        &self,
+        ino: Ino,
+        offset: u64,
+        mut f: impl FnMut(DirEntry) -> bool,
+    ) -> FsResult<()> {
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        let Content::Dir(d) = &i.content else {
+            return err(libc::ENOTDIR);
+        };
+        if offset < 1
+            && f(DirEntry {
+                ino,
+                kind: FileKind::Dir,
+                name: b".".to_vec(),
+                next: 1,
+            })
+        {
+            return Ok(());
+        }
+        if offset < 2
+            && f(DirEntry {
+                ino: d.parent,
+                kind: FileKind::Dir,
+                name: b"..".to_vec(),
+                next: 2,
+            })
+        {
+            return Ok(());
+        }
+        for (&c, e) in d.entries.range(offset.max(2) + 1..) {
+            if f(DirEntry {
+                ino: e.ino,
+                kind: e.kind,
+                name: e.name.to_vec(),
+                next: c,
+            }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `max` entries after `offset` with their attributes, for
+    /// readdirplus. Every entry except "." and ".." holds a kernel reference;
+    /// the caller `forget`s the ones it could not send.
+    pub fn readdir_plus(
+        &self,
+        ino: Ino,
+        offset: u64,
+        max: usize,
+    ) -> FsResult<Vec<(DirEntry, Attr)>> {
+        let mut pinned: Vec<(DirEntry, Arc<Inode>)> = Vec::new();
+        {
+            let n = self.get(ino)?;
+            let mut out = Vec::new();
+            self.readdir(ino, offset, |e| {
+                out.push(e);
+                out.len() >= max
+            })?;
+            // Pin under the directory's lock so nothing is dropped between
+            // listing and counting the reference.
+            let i = n.inner.read();
+            let Content::Dir(d) = &i.content else {
+                return err(libc::ENOTDIR);
+            };
+            for e in out {
+                let dot = e.name == b"." || e.name == b"..";
+                if !dot && d.get(&e.name).is_none_or(|x| x.ino != e.ino) {
+                    continue; // removed meanwhile
+                }
+                let Ok(node) = self.get(e.ino) else { continue };
+                if !dot {
+                    node.lookups.fetch_add(1, Ordering::Relaxed);
+                }
+                pinned.push((e, node));
+            }
+        }
+        Ok(pinned
+            .into_iter()
+            .map(|(e, node)| {
+                let i = node.inner.read();
+                let a = self.attr_of(node.ino, node.kind, &i);
+                (e, a)
+            })
+            .collect())
+    }
+
+    /// Read file data. Updates atime as relatime does.
+    pub fn read(&self, ino: Ino, off: u64, len: usize) -> FsResult<Vec<u8>> {
+        if ino == CONTROL_INO {
+            let text = self.control_read();
+            let start = (off as usize).min(text.len());
+            let end = start.saturating_add(len).min(text.len());
+            return Ok(text[start..end].to_vec());
+        }
+        let n = self.get(ino)?;
+        let (data, touch) = {
+            let i = n.inner.read();
+            let data = match &i.content {
+                Content::File(f) => f.read(&self.fcx(), off, len)?,
+                Content::Dir(_) => return err(libc::EISDIR),
+                _ => return err(libc::EINVAL),
+            };
+            (data, relatime_due(&i))
+        };
+        if touch {
+            let mut i = n.inner.write();
+            if relatime_due(&i) {
+                i.atime = now();
+            }
+        }
+        Ok(data)
+    }
+
+    /// Write file data; short only when the space ran out part-way.
+    pub fn write(&self, ino: Ino, off: u64, data: &[u8]) -> FsResult<usize> {
+        if ino == CONTROL_INO {
+            self.control_write(data)?;
+            return Ok(data.len());
+        }
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        let Content::File(f) = &mut i.content else {
+            return err(libc::EINVAL);
+        };
+        let r = f.write(&self.fcx(), off, data);
+        if r.is_ok() {
+            let t = now();
+            i.mtime = t;
+            i.ctime = t;
+        }
+        if r == Err(Errno(libc::ENOSPC)) {
+            log::warn!(
+                "size={} reached: write refused; raise size= or delete files",
+                self.space.max * u64::from(self.block_size)
+            );
+        }
+        r
+    }
+
+    /// Compress a file's write buffer (fsync, flush, release).
+    pub fn flush(&self, ino: Ino) -> FsResult<()> {
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        if let Content::File(f) = &mut i.content {
+            f.flush(&self.fcx())?;
+        }
+        Ok(())
+    }
+
+    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> FsResult<()> {
+        if len == 0 {
+            return err(libc::EINVAL);
+        }
+        if ino == CONTROL_INO {
+            return err(libc::EOPNOTSUPP);
+        }
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        let Content::File(f) = &mut i.content else {
+            return err(libc::ENODEV);
+        };
+        let cx = self.fcx();
+        let old_size = f.size;
+        match mode {
+            Fallocate::Allocate { keep_size } => f.allocate(&cx, off, len, keep_size, false)?,
+            Fallocate::ZeroRange { keep_size } => f.allocate(&cx, off, len, keep_size, true)?,
+            Fallocate::PunchHole => f.punch_hole(&cx, off, len)?,
+        }
+        let changed_size = f.size != old_size;
+        if mode != (Fallocate::Allocate { keep_size: true }) || changed_size {
+            let t = now();
+            if mode == Fallocate::PunchHole
+                || matches!(mode, Fallocate::ZeroRange { .. })
+                || changed_size
+            {
+                i.mtime = t;
+            }
+            i.ctime = t;
+        }
+        Ok(())
+    }
+
+    /// SEEK_DATA (`data = true`) or SEEK_HOLE.
+    pub fn seek(&self, ino: Ino, off: u64, data: bool) -> FsResult<u64> {
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        let Content::File(f) = &i.content else {
+            return err(libc::EINVAL);
+        };
+        if data {
+            f.seek_data(&self.fcx(), off)
+        } else {
+            f.seek_hole(&self.fcx(), off)
+        }
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        let used = self.space.used.load(Ordering::Relaxed);
+        let inodes = self.inodes_used.load(Ordering::Relaxed);
+        let bfree = self.space.max.saturating_sub(used);
+        StatFs {
+            blocks: self.space.max,
+            bfree,
+            bavail: bfree,
+            files: self.max_inodes,
+            ffree: self.max_inodes.saturating_sub(inodes),
+            bsize: self.block_size,
+            namelen: NAME_MAX as u32,
+        }
+    }
+
+    /// Whether `caller` may write the control file (root or the mounter).
+    pub fn control_writable_by(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.owner_uid
+    }
+
+    /// The control file's name in the root.
+    pub fn control_name(&self) -> &[u8] {
+        &self.control_name
+    }
+}
+
+fn dir_mut(i: &mut Inner) -> &mut Dir {
+    match &mut i.content {
+        Content::Dir(d) => d,
+        _ => unreachable!("caller checked the kind"),
+    }
+}
+
+/// relatime: update atime if it is not newer than mtime/ctime or a day old.
+fn relatime_due(i: &Inner) -> bool {
+    i.atime <= i.mtime
+        || i.atime <= i.ctime
+        || now().duration_since(i.atime).unwrap_or_default() >= Duration::from_secs(24 * 3600)
+}
+
+impl Inode {
+    fn new(ino: Ino, kind: FileKind, inner: Inner) -> Inode {
+        Inode {
+            ino,
+            kind,
+            lookups: AtomicU64::new(0),
+            inner: RwLock::new(inner),
+        }
+    }
+}
+
+/// Extended attributes.
+impl Fs {
+    fn xattr_ns_ok(name: &[u8]) -> FsResult<()> {
+        if name.is_empty() {
+            return err(libc::EINVAL);
+        }
+        if name.len() > XATTR_NAME_MAX {
+            return err(libc::ERANGE);
+        }
+        let ok = [b"user.".as_slice(), b"trusted.", b"security."]
+            .iter()
+            .any(|p| name.len() > p.len() && name.starts_with(p));
+        if ok {
+            Ok(())
+        } else {
+            err(libc::EOPNOTSUPP)
+        }
+    }
+
+    /// setxattr with XATTR_CREATE / XATTR_REPLACE semantics.
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> FsResult<()> {
+        Self::xattr_ns_ok(name)?;
+        if value.len() > XATTR_SIZE_MAX {
+            return err(libc::E2BIG);
+        }
+        if ino == CONTROL_INO {
+            return err(libc::EPERM);
+        }
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        let pos = i.xattrs.iter().position(|(k, _)| &**k == name);
+        if flags & libc::XATTR_CREATE != 0 && pos.is_some() {
+            return err(libc::EEXIST);
+        }
+        if flags & libc::XATTR_REPLACE != 0 && pos.is_none() {
+            return err(libc::ENODATA);
+        }
+        let total: usize = i
+            .xattrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| Some(*j) != pos)
+            .map(|(_, (k, v))| k.len() + v.len())
+            .sum();
+        if total + name.len() + value.len() > XATTR_INODE_MAX {
+            return err(libc::ENOSPC);
+        }
+        match pos {
+            Some(j) => i.xattrs[j].1 = value.into(),
+            None => i.xattrs.push((name.into(), value.into())),
+        }
+        i.ctime = now();
+        Ok(())
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        if name.len() > XATTR_NAME_MAX {
+            return err(libc::ERANGE);
+        }
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        i.xattrs
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| v.to_vec())
+            .ok_or(Errno(libc::ENODATA))
+    }
+
+    /// Names, each followed by a NUL, as listxattr(2) returns them.
+    pub fn listxattr(&self, ino: Ino) -> FsResult<Vec<u8>> {
+        let n = self.get(ino)?;
+        let i = n.inner.read();
+        let mut out = Vec::new();
+        for (k, _) in &i.xattrs {
+            out.extend_from_slice(k);
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> FsResult<()> {
+        Self::xattr_ns_ok(name)?;
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        let pos = i
+            .xattrs
+            .iter()
+            .position(|(k, _)| &**k == name)
+            .ok_or(Errno(libc::ENODATA))?;
+        i.xattrs.swap_remove(pos);
+        i.ctime = now();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

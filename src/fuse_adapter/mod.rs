@@ -1,24 +1,614 @@
-//! PLACEHOLDER FUSE adapter: mounts a root directory and nothing else, so the
-//! CLI and the mount tests can be built before the filesystem core exists.
-//! The real adapter (issue 3) translates fuser requests to `fs` calls and
-//! keeps `new_session`'s signature.
+//! FUSE adapter: translates fuser 0.18 requests into `fs` calls.
+//!
+//! Nothing but translation lives here: errno mapping, attribute conversion,
+//! reply sizing (xattrs, readdir buffers) and the per-open state of the
+//! control file. The filesystem is `Send + Sync` and fuser calls it from
+//! `threads=` request loops at once; all locking is the core's.
+//!
+//! Kernel features negotiated in `init`: the writeback cache (`cache=auto`;
+//! the kernel then merges small writes into pages and owns mtime/size while
+//! pages are dirty), parallel directory operations, readdirplus, 1 MiB
+//! writes, and for `cache=none` direct I/O on every file with
+//! FUSE_DIRECT_IO_ALLOW_MMAP so shared mmap still works.
 
-use crate::config::Config;
-use fuser::{Errno, FileAttr, FileHandle, FileType, Filesystem, INodeNo, ReplyAttr, Request};
+use crate::config::{CacheMode, Config};
+use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+/// How long the kernel may cache attributes and entries. Only this mount
+/// changes the tree, and the kernel invalidates what it changes itself, so
+/// the TTL only bounds staleness of fields the daemon changes on its own
+/// (atime, st_blocks).
+const TTL: Duration = Duration::from_secs(1);
+/// Largest write request (the kernel's default FUSE limit, 256 pages).
+const MAX_WRITE: u32 = 1 << 20;
+/// Entries fetched per readdirplus call; the reply buffer (a page or so)
+/// usually fills before this.
+const READDIRPLUS_BATCH: usize = 64;
+
 pub struct ZsfsFuse {
-    root: FileAttr,
+    fs: Fs,
+    cache: CacheMode,
+    /// Control-file opens: fh -> the text served to that open, taken at
+    /// the read of offset 0 so one `cat` sees one consistent snapshot.
+    control: Mutex<HashMap<u64, Vec<u8>>>,
+    /// Next control-file handle (0 is what regular files get).
+    next_fh: AtomicU64,
+}
+
+fn errno(e: fs::Errno) -> Errno {
+    Errno::from_i32(e.0)
+}
+
+fn kind(k: FileKind) -> FileType {
+    match k {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Dir => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDev => FileType::CharDevice,
+        FileKind::BlockDev => FileType::BlockDevice,
+    }
+}
+
+fn fattr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.crtime,
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn time_set(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(x) => TimeSet::At(x),
+    }
+}
+
+impl ZsfsFuse {
+    pub fn new(config: &Config) -> ZsfsFuse {
+        ZsfsFuse {
+            fs: Fs::new(config),
+            cache: config.cache,
+            control: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    /// The filesystem core (for tests and the control file).
+    pub fn fs(&self) -> &Fs {
+        &self.fs
+    }
+
+    fn entry(&self, r: fs::FsResult<Attr>, reply: ReplyEntry) {
+        match r {
+            Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn empty(r: fs::FsResult<()>, reply: ReplyEmpty) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn open_flags(&self, ino: INodeNo) -> FopenFlags {
+        if ino.0 == CONTROL_INO || self.cache == CacheMode::None {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
+    }
+
+    fn open_handle(&self, ino: INodeNo) -> FileHandle {
+        if ino.0 == CONTROL_INO {
+            let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+            self.control.lock().insert(fh, Vec::new());
+            FileHandle(fh)
+        } else {
+            FileHandle(0)
+        }
+    }
+
+    fn xattr_reply(r: fs::FsResult<Vec<u8>>, size: u32, reply: ReplyXattr) {
+        match r {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
 }
 
 impl Filesystem for ZsfsFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let mut want = InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_ASYNC_DIO;
+        match self.cache {
+            CacheMode::Auto => want |= InitFlags::FUSE_WRITEBACK_CACHE,
+            CacheMode::None => want |= InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+        }
+        if let Err(missing) = config.add_capabilities(want) {
+            log::warn!("kernel lacks FUSE capabilities {missing:?}; continuing without them");
+            let _ = config.add_capabilities(want & !missing);
+        }
+        if let Err(max) = config.set_max_write(MAX_WRITE) {
+            let _ = config.set_max_write(max);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.entry(self.fs.lookup(parent.0, name.as_bytes()), reply);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        if ino == INodeNo::ROOT {
-            reply.attr(&Duration::from_secs(1), &self.root);
-        } else {
-            reply.error(Errno::ENOENT);
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let s = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time_set),
+            mtime: mtime.map(time_set),
+            ctime,
+        };
+        match self.fs.setattr(ino.0, &s) {
+            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .mknod(parent.0, name.as_bytes(), mode, umask, rdev, caller(req));
+        self.entry(r, reply);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .fs
+            .mkdir(parent.0, name.as_bytes(), mode, umask, caller(req));
+        self.entry(r, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        Self::empty(self.fs.unlink(parent.0, name.as_bytes()), reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        Self::empty(self.fs.rmdir(parent.0, name.as_bytes()), reply);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.symlink(
+            parent.0,
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            caller(req),
+        );
+        self.entry(r, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let known = RenameFlags::RENAME_NOREPLACE | RenameFlags::RENAME_EXCHANGE;
+        if !known.contains(flags) {
+            // RENAME_WHITEOUT is for overlayfs on filesystems that have
+            // whiteout devices; tmpfs has them, we do not (yet).
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let f = fs::RenameFlags {
+            noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
+            exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
+        };
+        let r = self.fs.rename(
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            f,
+        );
+        Self::empty(r, reply);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        self.entry(self.fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
+            Ok(_) => reply.opened(self.open_handle(ino), self.open_flags(ino)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        if ino.0 == CONTROL_INO {
+            let mut map = self.control.lock();
+            let snap = map.entry(fh.0).or_default();
+            if offset == 0 || snap.is_empty() {
+                *snap = self.fs.control_read();
+            }
+            let start = (offset as usize).min(snap.len());
+            let end = start.saturating_add(size as usize).min(snap.len());
+            reply.data(&snap[start..end]);
+            return;
+        }
+        match self.fs.read(ino.0, offset, size as usize) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(ino.0, offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        Self::empty(self.fs.flush(ino.0), reply);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if ino.0 == CONTROL_INO {
+            self.control.lock().remove(&fh.0);
+            reply.ok();
+            return;
+        }
+        Self::empty(self.fs.flush(ino.0), reply);
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        Self::empty(self.fs.flush(ino.0), reply);
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) if a.kind == FileKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let r = self.fs.readdir(ino.0, offset, |e| {
+            reply.add(
+                INodeNo(e.ino),
+                e.next,
+                kind(e.kind),
+                OsStr::from_bytes(&e.name),
+            )
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.fs.readdir_plus(ino.0, offset, READDIRPLUS_BATCH) {
+            Ok(v) => v,
+            Err(e) => {
+                reply.error(errno(e));
+                return;
+            }
+        };
+        let mut full = false;
+        for (e, a) in entries {
+            let dot = e.name == b"." || e.name == b"..";
+            if !full {
+                full = reply.add(
+                    INodeNo(e.ino),
+                    e.next,
+                    OsStr::from_bytes(&e.name),
+                    &TTL,
+                    &fattr(&a),
+                    Generation(0),
+                );
+            }
+            if full && !dot {
+                // Not sent, so the kernel will not count it: give back the
+                // reference readdir_plus took.
+                self.fs.forget(e.ino, 1);
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        Self::empty(
+            self.fs.setxattr(ino.0, name.as_bytes(), value, flags),
+            reply,
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        Self::xattr_reply(self.fs.getxattr(ino.0, name.as_bytes()), size, reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        Self::xattr_reply(self.fs.listxattr(ino.0), size, reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        Self::empty(self.fs.removexattr(ino.0, name.as_bytes()), reply);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // Only called without default_permissions; existence is all we check.
+        Self::empty(self.fs.getattr(ino.0).map(|_| ()), reply);
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let mode = (mode & !libc::S_IFMT) | libc::S_IFREG;
+        match self
+            .fs
+            .mknod(parent.0, name.as_bytes(), mode, umask, 0, caller(req))
+        {
+            Ok(a) => {
+                let ino = INodeNo(a.ino);
+                reply.created(
+                    &TTL,
+                    &fattr(&a),
+                    Generation(0),
+                    self.open_handle(ino),
+                    self.open_flags(ino),
+                )
+            }
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let r = fs::Fallocate::from_mode(mode)
+            .and_then(|m| self.fs.fallocate(ino.0, offset, length, m));
+        Self::empty(r, reply);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            _ => {
+                reply.error(Errno::EINVAL);
+                return;
+            }
+        };
+        if offset < 0 {
+            reply.error(Errno::ENXIO);
+            return;
+        }
+        match self.fs.seek(ino.0, offset as u64, data) {
+            Ok(o) => reply.offset(o as i64),
+            Err(e) => reply.error(errno(e)),
         }
     }
 }
@@ -26,24 +616,6 @@ impl Filesystem for ZsfsFuse {
 /// Mount a new zsfs at `mountpoint` with `config`. The caller runs the
 /// returned session (`run()` in the foreground, or `spawn()`).
 pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Session<ZsfsFuse>> {
-    let now = SystemTime::now();
-    let root = FileAttr {
-        ino: INodeNo::ROOT,
-        size: 0,
-        blocks: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        crtime: now,
-        kind: FileType::Directory,
-        perm: (config.mode & 0o7777) as u16,
-        nlink: 2,
-        uid: config.uid,
-        gid: config.gid,
-        rdev: 0,
-        flags: 0,
-        blksize: config.block_size,
-    };
     let mut fcfg = fuser::Config::default();
     fcfg.mount_options = vec![
         fuser::MountOption::FSName("zsfs".into()),
@@ -53,6 +625,7 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
     if config.allow_other {
         fcfg.acl = fuser::SessionACL::All;
     }
-    fcfg.n_threads = Some(config.threads);
-    fuser::Session::new(ZsfsFuse { root }, mountpoint, &fcfg)
+    fcfg.n_threads = Some(config.threads.max(1));
+    fcfg.clone_fd = true;
+    fuser::Session::new(ZsfsFuse::new(config), mountpoint, &fcfg)
 }

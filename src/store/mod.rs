@@ -1,2 +1,347 @@
-//! Block store: the codec between file blocks and pool objects
-//! (same-filled, raw, lz4). To be written with the filesystem (issue 3).
+//! Block store: the codec between fixed-size file blocks and pool objects.
+//!
+//! Every block handed to [`Store::put`] is exactly `block_size` bytes (the
+//! filesystem zero-fills the tail of a file's last block), so no length is
+//! stored with an object. A block becomes one of three things, as zram does it:
+//!
+//! * **same-filled**: every byte equal -> [`Block::Same`], the byte itself, no
+//!   pool object at all (zram's `same_pages`). All-zero blocks written by
+//!   `dd if=/dev/zero` or `fallocate` cost nothing but the map entry.
+//! * **huge**: LZ4 does not get it below `huge_threshold` -> stored raw
+//!   ([`Block::Raw`]). Such an object would take a zspage page of its own
+//!   anyway, so compressing it only costs CPU on every read (zram's
+//!   `huge_pages`).
+//! * otherwise: LZ4 block format (lz4_flex) -> [`Block::Lz4`].
+//!
+//! The store holds no locks of its own: counters are atomics, the pool
+//! synchronises internally, and the compression scratch buffer is per thread.
+//! Callers (the fs core) serialise access to one block through the owning
+//! inode's lock, so compression never runs under a global lock.
+
+use crate::pool::{Handle, Pool, PoolConfig, PoolError, PoolStats};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A stored block. 16 bytes; lives in the inode's block map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block {
+    /// Every byte of the block is this value; nothing in the pool.
+    Same(u8),
+    /// LZ4 block-compressed object in the pool.
+    Lz4(Handle),
+    /// Uncompressed object of exactly `block_size` bytes in the pool.
+    Raw(Handle),
+}
+
+/// Why a block could not be stored or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The pool refused the allocation (its memory limit); maps to ENOSPC.
+    #[error("{0}")]
+    NoSpace(PoolError),
+    /// Backing-file I/O, checksum or decompression failure; maps to EIO.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl StoreError {
+    /// The errno a filesystem call reports for this error.
+    pub fn errno(&self) -> i32 {
+        match self {
+            StoreError::NoSpace(_) => libc::ENOSPC,
+            StoreError::Io(_) => libc::EIO,
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::LimitReached { .. } => StoreError::NoSpace(e),
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+/// Counters kept by the store, zram names where zram has one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Logical bytes of all stored blocks (zram `orig_data_size`).
+    pub orig_data_size: u64,
+    /// Blocks stored as one byte, no pool object (zram `same_pages`).
+    pub same_pages: u64,
+    /// Blocks stored raw because they did not compress (zram `huge_pages`).
+    pub huge_pages: u64,
+    /// Blocks stored LZ4-compressed.
+    pub compressed_pages: u64,
+    /// Bytes given to the pool for live objects (zram `compr_data_size`).
+    pub compr_data_size: u64,
+    /// Blocks whose compression ran but did not pay (zswap `reject_compress_poor`).
+    pub reject_compress_poor: u64,
+}
+
+/// The codec plus the pool it stores into.
+pub struct Store {
+    /// Where objects live. Shared with nobody else; see [`Store::pool`].
+    pool: Pool,
+    /// Bytes per block; a power of two in 4 KiB..=128 KiB.
+    block_size: usize,
+    /// A compressed block must be smaller than this to be stored compressed.
+    huge_threshold: usize,
+    /// Sum of `block_size` over every live block (same, raw and lz4).
+    orig_data_size: AtomicU64,
+    /// Live `Block::Same` blocks.
+    same_pages: AtomicU64,
+    /// Live `Block::Raw` blocks.
+    huge_pages: AtomicU64,
+    /// Live `Block::Lz4` blocks.
+    compressed_pages: AtomicU64,
+    /// Sum of pool object sizes over live `Raw` and `Lz4` blocks.
+    compr_data_size: AtomicU64,
+    /// Cumulative count of blocks that compressed too poorly to keep.
+    reject_compress_poor: AtomicU64,
+}
+
+thread_local! {
+    /// LZ4 output scratch, sized for the largest block; one per request thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The pool configuration for a store of `block_size` blocks. The only place
+/// a pool is configured, so the integrator can swap in another constructor.
+pub(crate) fn pool_config(block_size: usize) -> PoolConfig {
+    PoolConfig {
+        // Raw blocks are the largest objects the store hands the pool.
+        max_object_size: block_size,
+        ..Default::default()
+    }
+}
+
+impl Store {
+    /// A store of `block_size`-byte blocks over a fresh pool.
+    pub fn new(block_size: usize) -> Store {
+        Store::with_pool(block_size, Pool::new(pool_config(block_size)))
+    }
+
+    /// A store over an existing pool (built with [`pool_config`]'s settings).
+    pub fn with_pool(block_size: usize, pool: Pool) -> Store {
+        assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
+        Store {
+            pool,
+            block_size,
+            // zsmalloc's huge class starts near 13/16 of a page: an object
+            // above that shares its page with nobody, so storing it
+            // compressed saves nothing and costs a decompression per read.
+            huge_threshold: block_size / 16 * 13,
+            orig_data_size: AtomicU64::new(0),
+            same_pages: AtomicU64::new(0),
+            huge_pages: AtomicU64::new(0),
+            compressed_pages: AtomicU64::new(0),
+            compr_data_size: AtomicU64::new(0),
+            reject_compress_poor: AtomicU64::new(0),
+        }
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// The pool, for stats and commands (compact, limits) from the control file.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Store one block of exactly `block_size` bytes.
+    pub(crate) fn put(&self, data: &[u8]) -> Result<Block, StoreError> {
+        assert_eq!(data.len(), self.block_size, "store takes whole blocks");
+        if let Some(b) = same_filled(data) {
+            self.same_pages.fetch_add(1, Ordering::Relaxed);
+            self.orig_data_size
+                .fetch_add(self.block_size as u64, Ordering::Relaxed);
+            return Ok(Block::Same(b));
+        }
+        let block = SCRATCH.with(|s| {
+            let mut out = s.borrow_mut();
+            let need = lz4_flex::block::get_maximum_output_size(self.block_size);
+            if out.len() < need {
+                out.resize(need, 0);
+            }
+            match lz4_flex::block::compress_into(data, &mut out) {
+                Ok(n) if n < self.huge_threshold => {
+                    let h = self.pool.alloc(&out[..n])?;
+                    self.compressed_pages.fetch_add(1, Ordering::Relaxed);
+                    self.compr_data_size.fetch_add(n as u64, Ordering::Relaxed);
+                    Ok::<_, StoreError>(Block::Lz4(h))
+                }
+                _ => {
+                    self.reject_compress_poor.fetch_add(1, Ordering::Relaxed);
+                    let h = self.pool.alloc(data)?;
+                    self.huge_pages.fetch_add(1, Ordering::Relaxed);
+                    self.compr_data_size
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    Ok(Block::Raw(h))
+                }
+            }
+        })?;
+        self.orig_data_size
+            .fetch_add(self.block_size as u64, Ordering::Relaxed);
+        Ok(block)
+    }
+
+    /// Load a block into `out` (exactly `block_size` bytes).
+    pub(crate) fn get(&self, block: &Block, out: &mut [u8]) -> Result<(), StoreError> {
+        debug_assert_eq!(out.len(), self.block_size);
+        match *block {
+            Block::Same(b) => {
+                out.fill(b);
+                Ok(())
+            }
+            Block::Raw(h) => self.pool.read_with(h, |src| {
+                if src.len() != out.len() {
+                    return Err(StoreError::Io(format!(
+                        "raw block object is {} bytes, expected {}",
+                        src.len(),
+                        out.len()
+                    )));
+                }
+                out.copy_from_slice(src);
+                Ok(())
+            })?,
+            Block::Lz4(h) => {
+                self.pool
+                    .read_with(h, |src| match lz4_flex::block::decompress_into(src, out) {
+                        Ok(n) if n == out.len() => Ok(()),
+                        Ok(n) => Err(StoreError::Io(format!(
+                            "compressed block decodes to {n} bytes, expected {}",
+                            out.len()
+                        ))),
+                        Err(e) => Err(StoreError::Io(format!("corrupt compressed block: {e}"))),
+                    })?
+            }
+        }
+    }
+
+    /// Drop a block; its handle (if any) is freed.
+    pub(crate) fn free(&self, block: Block) {
+        self.orig_data_size
+            .fetch_sub(self.block_size as u64, Ordering::Relaxed);
+        match block {
+            Block::Same(_) => {
+                self.same_pages.fetch_sub(1, Ordering::Relaxed);
+            }
+            Block::Raw(h) => {
+                self.huge_pages.fetch_sub(1, Ordering::Relaxed);
+                self.compr_data_size
+                    .fetch_sub(self.block_size as u64, Ordering::Relaxed);
+                self.pool.free(h);
+            }
+            Block::Lz4(h) => {
+                self.compressed_pages.fetch_sub(1, Ordering::Relaxed);
+                let n = self.pool.object_len(h) as u64;
+                self.compr_data_size.fetch_sub(n, Ordering::Relaxed);
+                self.pool.free(h);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            orig_data_size: self.orig_data_size.load(Ordering::Relaxed),
+            same_pages: self.same_pages.load(Ordering::Relaxed),
+            huge_pages: self.huge_pages.load(Ordering::Relaxed),
+            compressed_pages: self.compressed_pages.load(Ordering::Relaxed),
+            compr_data_size: self.compr_data_size.load(Ordering::Relaxed),
+            reject_compress_poor: self.reject_compress_poor.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+}
+
+/// `Some(b)` when every byte of `data` is `b`. Compares 8 bytes at a time.
+fn same_filled(data: &[u8]) -> Option<u8> {
+    let first = *data.first()?;
+    let word = u64::from_ne_bytes([first; 8]);
+    let chunks = data.chunks_exact(8);
+    let rest = chunks.remainder();
+    if chunks
+        .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+        .all(|w| w == word)
+        && rest.iter().all(|&x| x == first)
+    {
+        Some(first)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(s: &Store, data: &[u8]) -> Block {
+        let b = s.put(data).unwrap();
+        let mut out = vec![0xAAu8; data.len()];
+        s.get(&b, &mut out).unwrap();
+        assert_eq!(out, data);
+        b
+    }
+
+    #[test]
+    fn same_filled_block_has_no_pool_object() {
+        let s = Store::new(4096);
+        let b = roundtrip(&s, &[7u8; 4096]);
+        assert_eq!(b, Block::Same(7));
+        assert_eq!(s.pool_stats().objects, 0);
+        assert_eq!(s.stats().same_pages, 1);
+        assert_eq!(s.stats().orig_data_size, 4096);
+        s.free(b);
+        assert_eq!(s.stats(), StoreStats::default());
+    }
+
+    #[test]
+    fn incompressible_block_is_raw_and_compressible_is_lz4() {
+        let s = Store::new(8192);
+        let mut x = 0x12345678u64;
+        let random: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let raw = roundtrip(&s, &random);
+        assert!(matches!(raw, Block::Raw(_)));
+        let text: Vec<u8> = b"hello world, compress me please. "
+            .iter()
+            .cycle()
+            .take(8192)
+            .copied()
+            .collect();
+        let lz = roundtrip(&s, &text);
+        assert!(matches!(lz, Block::Lz4(_)));
+        let st = s.stats();
+        assert_eq!(st.huge_pages, 1);
+        assert_eq!(st.compressed_pages, 1);
+        assert!(st.compr_data_size > 8192 && st.compr_data_size < 8192 + 1000);
+        assert_eq!(st.orig_data_size, 16384);
+        s.free(raw);
+        s.free(lz);
+        assert_eq!(s.pool_stats().objects, 0);
+        assert_eq!(s.stats().compr_data_size, 0);
+    }
+
+    #[test]
+    fn same_filled_detects_last_byte_difference() {
+        let mut d = vec![0u8; 4096];
+        assert_eq!(same_filled(&d), Some(0));
+        d[4095] = 1;
+        assert_eq!(same_filled(&d), None);
+        d[4095] = 0;
+        d[3] = 1;
+        assert_eq!(same_filled(&d), None);
+    }
+}

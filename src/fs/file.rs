@@ -1,0 +1,507 @@
+//! A regular file's data: a sparse map from block index to stored block,
+//! plus a one-block write buffer.
+//!
+//! Design:
+//! * Blocks absent from `blocks` are holes: they read as zeros and cost
+//!   nothing. Every present block (even `Same(0)`) counts as allocated for
+//!   `size=`, `st_blocks` and SEEK_DATA, as a tmpfs page does.
+//! * The write buffer (`dirty`) holds one block uncompressed. A write that
+//!   covers only part of a block lands there instead of costing a
+//!   decompress + compress each time; the buffer is compressed into the store
+//!   when a write reaches the block's last byte, when a write goes to another
+//!   block, and on `flush` (fsync, release, truncate, fallocate). Reads copy
+//!   from the buffer, so they always see the latest bytes. Sequential small
+//!   writes (`cache=none`, O_DIRECT, appends) thus compress each block once.
+//! * Space accounting (`size=`) goes through [`Space`]: one block is reserved
+//!   before a block index first becomes present (in `blocks` or in `dirty`)
+//!   and released when it stops being present.
+//!
+//! No locks here: the owning inode's lock serialises access (write lock to
+//! mutate, read lock to read), so compression happens under that inode's lock
+//! only.
+
+use super::{Errno, FsResult};
+use crate::store::{Block, Store};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Largest file size: what the kernel allows (`MAX_LFS_FILESIZE`).
+pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// The filesystem-wide block budget (`size=` divided by the block size).
+pub(crate) struct Space {
+    /// Blocks present in all files' maps and write buffers. Never above `max`.
+    pub(crate) used: AtomicU64,
+    /// The budget; `u64::MAX` for unlimited.
+    pub(crate) max: u64,
+}
+
+impl Space {
+    /// Reserve `n` blocks, or fail with nothing reserved.
+    pub(crate) fn reserve(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(n).filter(|&v| v <= self.max)
+            })
+            .is_ok()
+    }
+    pub(crate) fn release(&self, n: u64) {
+        if n > 0 {
+            self.used.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The uncompressed block being written.
+struct Dirty {
+    /// Block index; the buffer is the authoritative content of that block.
+    idx: u64,
+    /// Exactly `block_size` bytes.
+    buf: Box<[u8]>,
+}
+
+#[derive(Default)]
+pub(crate) struct FileData {
+    /// Logical size in bytes. Bytes past it in the last block are zero.
+    pub(crate) size: u64,
+    /// Present blocks. A block index in `dirty` may also be here (its older
+    /// content); the buffer wins. Its space is reserved once either way.
+    blocks: BTreeMap<u64, Block>,
+    /// The write buffer, if any.
+    dirty: Option<Dirty>,
+}
+
+/// Everything a file-data operation needs from the filesystem.
+pub(crate) struct Ctx<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) space: &'a Space,
+}
+
+impl Ctx<'_> {
+    fn bs(&self) -> u64 {
+        self.store.block_size() as u64
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> Errno {
+    log::warn!("block store: {e}");
+    Errno(e.errno())
+}
+
+impl FileData {
+    /// Blocks present (for `st_blocks` and accounting).
+    pub(crate) fn allocated_blocks(&self) -> u64 {
+        let extra = match &self.dirty {
+            Some(d) if !self.blocks.contains_key(&d.idx) => 1,
+            _ => 0,
+        };
+        self.blocks.len() as u64 + extra
+    }
+
+    fn present(&self, idx: u64) -> bool {
+        self.blocks.contains_key(&idx) || self.dirty.as_ref().is_some_and(|d| d.idx == idx)
+    }
+
+    /// Copy the current content of block `idx` into `out` (block-sized).
+    fn load(&self, cx: &Ctx, idx: u64, out: &mut [u8]) -> FsResult<()> {
+        if let Some(d) = self.dirty.as_ref().filter(|d| d.idx == idx) {
+            out.copy_from_slice(&d.buf);
+            return Ok(());
+        }
+        match self.blocks.get(&idx) {
+            Some(b) => cx.store.get(b, out).map_err(store_err),
+            None => {
+                out.fill(0);
+                Ok(())
+            }
+        }
+    }
+
+    /// Replace block `idx` with `data` (block-sized), already reserved.
+    fn put(&mut self, cx: &Ctx, idx: u64, data: &[u8]) -> FsResult<()> {
+        let b = cx.store.put(data).map_err(store_err)?;
+        if let Some(old) = self.blocks.insert(idx, b) {
+            cx.store.free(old);
+        }
+        Ok(())
+    }
+
+    /// Compress the write buffer into the store. On failure the buffer is
+    /// kept, so nothing written is lost, and the error is returned.
+    pub(crate) fn flush(&mut self, cx: &Ctx) -> FsResult<()> {
+        if let Some(d) = self.dirty.take() {
+            if let Err(e) = self.put(cx, d.idx, &d.buf) {
+                self.dirty = Some(d);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Read up to `len` bytes at `off`; short at end of file.
+    pub(crate) fn read(&self, cx: &Ctx, off: u64, len: usize) -> FsResult<Vec<u8>> {
+        if off >= self.size {
+            return Ok(Vec::new());
+        }
+        let end = self.size.min(off.saturating_add(len as u64));
+        let bs = cx.bs();
+        let mut out = vec![0u8; (end - off) as usize];
+        let mut tmp: Vec<u8> = Vec::new();
+        let mut pos = off;
+        while pos < end {
+            let idx = pos / bs;
+            let boff = (pos % bs) as usize;
+            let n = ((bs - boff as u64).min(end - pos)) as usize;
+            let dst = &mut out[(pos - off) as usize..][..n];
+            if self.present(idx) {
+                if n as u64 == bs {
+                    self.load(cx, idx, dst)?;
+                } else {
+                    tmp.resize(bs as usize, 0);
+                    self.load(cx, idx, &mut tmp)?;
+                    dst.copy_from_slice(&tmp[boff..boff + n]);
+                }
+            } // else: a hole, already zero
+            pos += n as u64;
+        }
+        Ok(out)
+    }
+
+    /// Write `data` at `off`. Returns the bytes written: short (but not zero)
+    /// when the space ran out part-way; the bytes before that point stay.
+    pub(crate) fn write(&mut self, cx: &Ctx, off: u64, data: &[u8]) -> FsResult<usize> {
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Errno(libc::EFBIG))?;
+        let bs = cx.bs();
+        let mut pos = off;
+        let mut result = Ok(());
+        while pos < end {
+            let idx = pos / bs;
+            let boff = (pos % bs) as usize;
+            let n = ((bs - boff as u64).min(end - pos)) as usize;
+            let src = &data[(pos - off) as usize..][..n];
+            if let Err(e) = self.write_block(cx, idx, boff, src) {
+                result = Err(e);
+                break;
+            }
+            pos += n as u64;
+            if pos > self.size {
+                self.size = pos;
+            }
+        }
+        let written = (pos - off) as usize;
+        match result {
+            Err(e) if written == 0 => Err(e),
+            _ => Ok(written),
+        }
+    }
+
+    fn write_block(&mut self, cx: &Ctx, idx: u64, boff: usize, src: &[u8]) -> FsResult<()> {
+        let bs = cx.bs() as usize;
+        let in_buffer = self.dirty.as_ref().is_some_and(|d| d.idx == idx);
+        if src.len() == bs && !in_buffer {
+            // A whole block: straight to the store.
+            let new = !self.blocks.contains_key(&idx);
+            if new && !cx.space.reserve(1) {
+                return Err(Errno(libc::ENOSPC));
+            }
+            if let Err(e) = self.put(cx, idx, src) {
+                if new {
+                    cx.space.release(1);
+                }
+                return Err(e);
+            }
+            return Ok(());
+        }
+        if !in_buffer {
+            self.flush(cx)?;
+            let new = !self.blocks.contains_key(&idx);
+            if new && !cx.space.reserve(1) {
+                return Err(Errno(libc::ENOSPC));
+            }
+            let mut buf = vec![0u8; bs].into_boxed_slice();
+            if !new {
+                self.load(cx, idx, &mut buf)?;
+            }
+            self.dirty = Some(Dirty { idx, buf });
+        }
+        let d = self.dirty.as_mut().expect("buffer loaded above");
+        d.buf[boff..boff + src.len()].copy_from_slice(src);
+        if boff + src.len() == bs {
+            // The block's last byte is written: sequential writers are done
+            // with it, so compress it now rather than hold it uncompressed.
+            self.flush(cx)?;
+        }
+        Ok(())
+    }
+
+    /// Zero bytes `[from, to)` of block `idx` if it is present (rewrite it).
+    fn zero_partial(&mut self, cx: &Ctx, idx: u64, from: usize, to: usize) -> FsResult<()> {
+        if !self.present(idx) || from >= to {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; cx.bs() as usize];
+        self.load(cx, idx, &mut buf)?;
+        buf[from..to].fill(0);
+        self.put(cx, idx, &buf)
+    }
+
+    /// Remove every present block with index in `[first, last)`.
+    fn remove_blocks(&mut self, cx: &Ctx, first: u64, last: u64) {
+        if first >= last {
+            return;
+        }
+        let doomed: Vec<u64> = self.blocks.range(first..last).map(|(&k, _)| k).collect();
+        for k in &doomed {
+            let b = self.blocks.remove(k).expect("key from range");
+            cx.store.free(b);
+        }
+        cx.space.release(doomed.len() as u64);
+    }
+
+    /// Change the size. Shrinking frees whole blocks past the end and zeroes
+    /// the tail of the new last block; growing leaves a hole.
+    pub(crate) fn truncate(&mut self, cx: &Ctx, new_size: u64) -> FsResult<()> {
+        if new_size > MAX_FILE_SIZE {
+            return Err(Errno(libc::EFBIG));
+        }
+        self.flush(cx)?;
+        let bs = cx.bs();
+        if new_size < self.size {
+            let keep = new_size.div_ceil(bs);
+            self.remove_blocks(cx, keep, u64::MAX);
+            if new_size % bs != 0 {
+                self.zero_partial(cx, new_size / bs, (new_size % bs) as usize, bs as usize)?;
+            }
+        }
+        self.size = new_size;
+        Ok(())
+    }
+
+    /// Free the whole file's data (last link gone).
+    pub(crate) fn clear(&mut self, cx: &Ctx) {
+        if let Some(d) = self.dirty.take() {
+            if !self.blocks.contains_key(&d.idx) {
+                cx.space.release(1);
+            }
+        }
+        self.remove_blocks(cx, 0, u64::MAX);
+        self.size = 0;
+    }
+
+    /// FALLOC_FL_PUNCH_HOLE: whole blocks in the range become holes, partial
+    /// ends are zeroed. The size never changes.
+    pub(crate) fn punch_hole(&mut self, cx: &Ctx, off: u64, len: u64) -> FsResult<()> {
+        self.flush(cx)?;
+        let bs = cx.bs();
+        let end = off.saturating_add(len).min(self.size.max(off));
+        if end <= off {
+            return Ok(());
+        }
+        let first_full = off.div_ceil(bs);
+        let last_full = end / bs; // exclusive
+        if first_full > last_full {
+            // Inside one block.
+            return self.zero_partial(
+                cx,
+                off / bs,
+                (off % bs) as usize,
+                (end - off / bs * bs) as usize,
+            );
+        }
+        if off % bs != 0 {
+            self.zero_partial(cx, off / bs, (off % bs) as usize, bs as usize)?;
+        }
+        self.remove_blocks(cx, first_full, last_full);
+        if end % bs != 0 && end / bs >= first_full {
+            self.zero_partial(cx, end / bs, 0, (end % bs) as usize)?;
+        }
+        Ok(())
+    }
+
+    /// fallocate mode 0 / KEEP_SIZE / ZERO_RANGE. Allocation makes absent
+    /// blocks present as `Same(0)` (reserving space, no pool memory);
+    /// `zero` also zeroes present data in the range. On ENOSPC nothing is
+    /// allocated, as tmpfs undoes a failed fallocate.
+    pub(crate) fn allocate(
+        &mut self,
+        cx: &Ctx,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+        zero: bool,
+    ) -> FsResult<()> {
+        let end = off
+            .checked_add(len)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(Errno(libc::EFBIG))?;
+        self.flush(cx)?;
+        let bs = cx.bs();
+        let first = off / bs;
+        let last = end.div_ceil(bs);
+        let missing = (last - first) - self.blocks.range(first..last).count() as u64;
+        if !cx.space.reserve(missing) {
+            return Err(Errno(libc::ENOSPC));
+        }
+        for idx in first..last {
+            let bstart = idx * bs;
+            let from = off.max(bstart) - bstart;
+            let to = end.min(bstart + bs) - bstart;
+            match self.blocks.get(&idx) {
+                None => {
+                    self.blocks.insert(
+                        idx,
+                        cx.store.put(&vec![0u8; bs as usize]).map_err(store_err)?,
+                    );
+                }
+                Some(_) if zero => {
+                    if from == 0 && to == bs {
+                        let z = cx.store.put(&vec![0u8; bs as usize]).map_err(store_err)?;
+                        let old = self.blocks.insert(idx, z).expect("present");
+                        cx.store.free(old);
+                    } else {
+                        self.zero_partial(cx, idx, from as usize, to as usize)?;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        if !keep_size && end > self.size {
+            self.size = end;
+        }
+        Ok(())
+    }
+
+    /// SEEK_DATA: the first data offset at or after `off`.
+    pub(crate) fn seek_data(&self, cx: &Ctx, off: u64) -> FsResult<u64> {
+        if off >= self.size {
+            return Err(Errno(libc::ENXIO));
+        }
+        let bs = cx.bs();
+        let idx = off / bs;
+        let mut next = self.blocks.range(idx..).next().map(|(&k, _)| k);
+        if let Some(d) = &self.dirty {
+            if d.idx >= idx && next.is_none_or(|n| d.idx < n) {
+                next = Some(d.idx);
+            }
+        }
+        match next {
+            Some(k) => {
+                let at = off.max(k * bs);
+                if at >= self.size {
+                    Err(Errno(libc::ENXIO))
+                } else {
+                    Ok(at)
+                }
+            }
+            None => Err(Errno(libc::ENXIO)),
+        }
+    }
+
+    /// SEEK_HOLE: the first hole offset at or after `off` (end of file counts).
+    pub(crate) fn seek_hole(&self, cx: &Ctx, off: u64) -> FsResult<u64> {
+        if off >= self.size {
+            return Err(Errno(libc::ENXIO));
+        }
+        let bs = cx.bs();
+        let mut idx = off / bs;
+        while self.present(idx) {
+            idx += 1;
+        }
+        Ok(off.max(idx * bs).min(self.size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(max: u64) -> (Store, Space) {
+        (
+            Store::new(4096),
+            Space {
+                used: AtomicU64::new(0),
+                max,
+            },
+        )
+    }
+
+    #[test]
+    fn small_sequential_writes_compress_each_block_once() {
+        let (store, space) = setup(u64::MAX);
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let mut f = FileData::default();
+        let chunk: Vec<u8> = (0..100u8).collect();
+        let mut model = Vec::new();
+        for _ in 0..200 {
+            let off = model.len() as u64;
+            assert_eq!(f.write(&cx, off, &chunk).unwrap(), 100);
+            model.extend_from_slice(&chunk);
+        }
+        // 20000 bytes = 4 full blocks compressed + 1 partial in the buffer.
+        let st = store.stats();
+        assert_eq!(st.compressed_pages + st.huge_pages + st.same_pages, 4);
+        assert_eq!(f.read(&cx, 0, 30000).unwrap(), model);
+        f.flush(&cx).unwrap();
+        assert_eq!(store.stats().orig_data_size, 5 * 4096);
+        assert_eq!(f.read(&cx, 0, 30000).unwrap(), model);
+        assert_eq!(space.used.load(Ordering::Relaxed), 5);
+        f.clear(&cx);
+        assert_eq!(space.used.load(Ordering::Relaxed), 0);
+        assert_eq!(store.pool_stats().objects, 0);
+    }
+
+    #[test]
+    fn enospc_keeps_what_was_written() {
+        let (store, space) = setup(2);
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let mut f = FileData::default();
+        let data = vec![1u8; 3 * 4096];
+        assert_eq!(f.write(&cx, 0, &data).unwrap(), 2 * 4096);
+        assert_eq!(f.size, 8192);
+        assert_eq!(f.write(&cx, 8192, &data).unwrap_err().0, libc::ENOSPC);
+        assert_eq!(f.read(&cx, 0, 9000).unwrap(), vec![1u8; 8192]);
+    }
+
+    #[test]
+    fn truncate_punch_seek() {
+        let (store, space) = setup(u64::MAX);
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let mut f = FileData::default();
+        f.write(&cx, 10 * 4096 + 5, b"abc").unwrap();
+        assert_eq!(f.size, 10 * 4096 + 8);
+        assert_eq!(f.allocated_blocks(), 1);
+        assert_eq!(f.seek_data(&cx, 0).unwrap(), 10 * 4096);
+        assert_eq!(f.seek_hole(&cx, 0).unwrap(), 0);
+        assert_eq!(f.seek_hole(&cx, 10 * 4096).unwrap(), 10 * 4096 + 8);
+        f.truncate(&cx, 10 * 4096 + 6).unwrap();
+        f.truncate(&cx, 10 * 4096 + 8).unwrap();
+        assert_eq!(&f.read(&cx, 10 * 4096, 8).unwrap(), b"\0\0\0\0\0a\0\0");
+        f.write(&cx, 0, &vec![9u8; 3 * 4096]).unwrap();
+        f.punch_hole(&cx, 100, 2 * 4096).unwrap();
+        let r = f.read(&cx, 0, 3 * 4096).unwrap();
+        assert!(r[..100].iter().all(|&b| b == 9));
+        assert!(r[100..100 + 8192].iter().all(|&b| b == 0));
+        assert!(r[100 + 8192..].iter().all(|&b| b == 9));
+        assert_eq!(f.allocated_blocks(), 2 + 1);
+        f.punch_hole(&cx, 0, 4 * 4096).unwrap();
+        assert_eq!(f.allocated_blocks(), 1);
+        f.allocate(&cx, 0, 4096 * 2, false, false).unwrap();
+        assert_eq!(f.allocated_blocks(), 3);
+        assert_eq!(store.pool_stats().objects, 1);
+        f.truncate(&cx, 0).unwrap();
+        assert_eq!(space.used.load(Ordering::Relaxed), 0);
+        assert_eq!(store.pool_stats().objects, 0);
+    }
+}
