@@ -26,7 +26,9 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
 }
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| seed.wrapping_add((i * 13 + i / 97) as u8)).collect()
+    (0..len)
+        .map(|i| seed.wrapping_add((i * 13 + i / 97) as u8))
+        .collect()
 }
 
 fn run(config: PoolConfig, ops: Vec<Op>) {
@@ -41,13 +43,23 @@ fn run(config: PoolConfig, ops: Vec<Op>) {
                 let before = pool.stats();
                 match pool.alloc(&d) {
                     Ok(h) => {
-                        assert!(model.insert(h.to_raw(), d).is_none(), "handle reused while live");
+                        assert!(
+                            model.insert(h.to_raw(), d).is_none(),
+                            "handle reused while live"
+                        );
                         live.push(h);
                     }
-                    Err(PoolError::LimitReached { limit, used, needed }) => {
+                    Err(PoolError::LimitReached {
+                        limit,
+                        used,
+                        needed,
+                    }) => {
                         assert!(used + needed > limit);
                         let after = pool.stats();
-                        assert_eq!((before.objects, before.zspages), (after.objects, after.zspages));
+                        assert_eq!(
+                            (before.objects, before.zspages),
+                            (after.objects, after.zspages)
+                        );
                     }
                     Err(e) => panic!("{e}"),
                 }
@@ -72,10 +84,16 @@ fn run(config: PoolConfig, ops: Vec<Op>) {
         pool.debug_check_consistency();
         let st = pool.stats();
         assert_eq!(st.objects as usize, model.len());
-        assert_eq!(st.bytes_stored as usize, model.values().map(Vec::len).sum::<usize>());
+        assert_eq!(
+            st.bytes_stored as usize,
+            model.values().map(Vec::len).sum::<usize>()
+        );
     }
     for h in &live {
-        assert_eq!(&pool.read_with(*h, |b| b.to_vec()).unwrap(), &model[&h.to_raw()]);
+        assert_eq!(
+            &pool.read_with(*h, |b| b.to_vec()).unwrap(),
+            &model[&h.to_raw()]
+        );
     }
 }
 

@@ -24,7 +24,10 @@ fn bytes(tag: u64, len: usize) -> Vec<u8> {
 }
 
 fn secs() -> u64 {
-    std::env::var("ZSFS_STRESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
+    std::env::var("ZSFS_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
 }
 
 #[test]
@@ -53,14 +56,18 @@ fn writers_readers_and_compactor_concurrently() {
                     }
                     4..=6 if !live.is_empty() => {
                         let (h, tag, len) = live[(rng >> 8) as usize % live.len()];
-                        let ok = pool.read_with(h, |b| b == bytes(tag, len).as_slice()).unwrap();
+                        let ok = pool
+                            .read_with(h, |b| b == bytes(tag, len).as_slice())
+                            .unwrap();
                         assert!(ok, "thread {t}: object {tag} corrupted");
                         verified.fetch_add(1, Ordering::Relaxed);
                     }
                     _ if live.len() > 2000 || (rng % 10 >= 7 && !live.is_empty()) => {
                         let i = (rng >> 8) as usize % live.len();
                         let (h, tag, len) = live.swap_remove(i);
-                        let ok = pool.read_with(h, |b| b == bytes(tag, len).as_slice()).unwrap();
+                        let ok = pool
+                            .read_with(h, |b| b == bytes(tag, len).as_slice())
+                            .unwrap();
                         assert!(ok, "thread {t}: object {tag} corrupted before free");
                         pool.free(h);
                     }
@@ -68,7 +75,9 @@ fn writers_readers_and_compactor_concurrently() {
                 }
             }
             for (h, tag, len) in live {
-                assert!(pool.read_with(h, |b| b == bytes(tag, len).as_slice()).unwrap());
+                assert!(pool
+                    .read_with(h, |b| b == bytes(tag, len).as_slice())
+                    .unwrap());
                 pool.free(h);
             }
         }));

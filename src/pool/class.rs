@@ -197,7 +197,10 @@ mod tests {
             assert!(c.pages * PAGE_SIZE >= c.size);
             // Tail waste stays a small share of the zspage.
             let waste = c.pages * PAGE_SIZE - c.objs * c.size;
-            assert!(waste * 100 <= c.pages * PAGE_SIZE * 3, "{c:?} wastes {waste}");
+            assert!(
+                waste * 100 <= c.pages * PAGE_SIZE * 3,
+                "{c:?} wastes {waste}"
+            );
         }
         // Step above 4 KiB: 32 B up to 8 KiB, 512 B just below 128 KiB.
         let raw = raw_sizes(131072);

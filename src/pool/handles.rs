@@ -90,7 +90,9 @@ pub(crate) struct HandleTable {
 impl HandleTable {
     pub fn new() -> HandleTable {
         HandleTable {
-            dir: (0..DIR).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect(),
+            dir: (0..DIR)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
             next: AtomicU32::new(0),
         }
     }
@@ -157,9 +159,20 @@ mod tests {
     fn entries_round_trip() {
         for loc in [
             Loc::Free,
-            Loc::Mem { len: 131072, zspage: u32::MAX, idx: 4095 },
-            Loc::Mem { len: 0, zspage: 0, idx: 0 },
-            Loc::Disk { len: 4096, off: MAX_DISK_OFFSET },
+            Loc::Mem {
+                len: 131072,
+                zspage: u32::MAX,
+                idx: 4095,
+            },
+            Loc::Mem {
+                len: 0,
+                zspage: 0,
+                idx: 0,
+            },
+            Loc::Disk {
+                len: 4096,
+                off: MAX_DISK_OFFSET,
+            },
         ] {
             assert_eq!(Loc::decode(loc.encode()), loc);
         }
@@ -172,6 +185,9 @@ mod tests {
             let id = t.new_id().unwrap();
             t.entry(id).store(u64::from(id) + 1, Ordering::Relaxed);
         }
-        assert_eq!(t.entry(BLOCK as u32 + 3).load(Ordering::Relaxed), BLOCK as u64 + 4);
+        assert_eq!(
+            t.entry(BLOCK as u32 + 3).load(Ordering::Relaxed),
+            BLOCK as u64 + 4
+        );
     }
 }

@@ -223,7 +223,10 @@ struct Link {
     next: u32,
 }
 
-const UNLINKED: Link = Link { prev: NIL, next: NIL };
+const UNLINKED: Link = Link {
+    prev: NIL,
+    next: NIL,
+};
 
 /// Doubly linked list of zspage ids through `Link`s in the zspages.
 #[derive(Debug, Clone, Copy)]
@@ -233,7 +236,11 @@ struct List {
     len: usize,
 }
 
-const EMPTY_LIST: List = List { head: NIL, tail: NIL, len: 0 };
+const EMPTY_LIST: List = List {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
 
 /// Which list of a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +369,10 @@ impl Class {
 
     fn push_front(&mut self, which: ListId, id: u32) {
         let old = self.list(which).head;
-        *self.z_mut(id).link(which) = Link { prev: NIL, next: old };
+        *self.z_mut(id).link(which) = Link {
+            prev: NIL,
+            next: old,
+        };
         if old == NIL {
             self.list(which).tail = id;
         } else {
@@ -413,7 +423,14 @@ impl Class {
     fn new_zspage(&mut self, pages: Box<[Page]>) -> u32 {
         let objs = self.info.objs;
         let slots: Box<[u32]> = (0..objs as u32)
-            .map(|i| SLOT_FREE | if i + 1 == objs as u32 { SLOT_NIL } else { i + 1 })
+            .map(|i| {
+                SLOT_FREE
+                    | if i + 1 == objs as u32 {
+                        SLOT_NIL
+                    } else {
+                        i + 1
+                    }
+            })
             .collect();
         let z = ZsPage {
             pages,
@@ -556,7 +573,11 @@ impl Pool {
             config.max_pages_per_zspage
         );
         let table = ClassTable::new(config.max_object_size, config.max_pages_per_zspage);
-        let classes = table.classes.iter().map(|&c| Mutex::new(Class::new(c))).collect();
+        let classes = table
+            .classes
+            .iter()
+            .map(|&c| Mutex::new(Class::new(c)))
+            .collect();
         let pool = Pool {
             table,
             classes,
@@ -587,13 +608,20 @@ impl Pool {
     pub fn alloc(&self, data: &[u8]) -> Result<Handle, PoolError> {
         let len = data.len();
         if len > self.config.max_object_size {
-            return Err(PoolError::TooLarge { size: len, max: self.config.max_object_size });
+            return Err(PoolError::TooLarge {
+                size: len,
+                max: self.config.max_object_size,
+            });
         }
         let ci = self.table.class_of(len);
         let mut c = self.classes[ci].lock();
         let id = match c.free_ids.pop().or_else(|| self.handles.new_id()) {
             Some(id) => id,
-            None => return Err(PoolError::HandlesExhausted { max: u64::from(handles::MAX_IDS) }),
+            None => {
+                return Err(PoolError::HandlesExhausted {
+                    max: u64::from(handles::MAX_IDS),
+                })
+            }
         };
         let zid = match c.find_alloc() {
             Some(z) => z,
@@ -629,9 +657,15 @@ impl Pool {
         // Release: pairs with the Acquire loads in read/free so a thread that
         // learns the handle through a relaxed channel still sees the entry
         // (the bytes themselves are published by the class lock).
-        self.handles
-            .entry(id)
-            .store(Loc::Mem { len, zspage: zid, idx }.encode(), Ordering::Release);
+        self.handles.entry(id).store(
+            Loc::Mem {
+                len,
+                zspage: zid,
+                idx,
+            }
+            .encode(),
+            Ordering::Release,
+        );
         // Counters move under the class lock so the consistency check,
         // which holds every class lock, sees them agree with the slabs.
         self.objects.fetch_add(1, Ordering::Relaxed);
@@ -658,7 +692,12 @@ impl Pool {
                 });
             }
             // Relaxed: the CAS only has to make the check-and-add atomic.
-            match self.pages_used.compare_exchange_weak(cur, cur + n, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.pages_used.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }
@@ -672,7 +711,8 @@ impl Pool {
     /// pages to `release_pages` after dropping the lock.
     fn drop_zspage(&self, c: &mut Class, zid: u32) -> Box<[Page]> {
         let pages = c.remove_zspage(zid);
-        self.pages_used.fetch_sub(pages.len() as u64, Ordering::Relaxed);
+        self.pages_used
+            .fetch_sub(pages.len() as u64, Ordering::Relaxed);
         pages
     }
 
@@ -785,7 +825,9 @@ impl Pool {
                 return freed;
             }
             // Emptiest source, fullest non-full destination, both Listed.
-            let src = (1..GROUP_FULL).map(|g| c.groups[g].tail).find(|&z| z != NIL);
+            let src = (1..GROUP_FULL)
+                .map(|g| c.groups[g].tail)
+                .find(|&z| z != NIL);
             let dst = (1..GROUP_FULL)
                 .rev()
                 .flat_map(|g| [c.groups[g].head, c.groups[g].tail])
@@ -798,7 +840,12 @@ impl Pool {
             }
             let size = c.info.size;
             while c.z(src).inuse > 0 && c.z(dst).free_head != SLOT_NIL {
-                let sidx = c.z(src).slots.iter().position(|&s| s & SLOT_FREE == 0).expect("inuse > 0");
+                let sidx = c
+                    .z(src)
+                    .slots
+                    .iter()
+                    .position(|&s| s & SLOT_FREE == 0)
+                    .expect("inuse > 0");
                 let hid = c.z(src).slots[sidx];
                 let entry = self.handles.entry(hid);
                 let Loc::Mem { len, .. } = Loc::decode(entry.load(Ordering::Relaxed)) else {
@@ -809,7 +856,15 @@ impl Pool {
                 let didx = c.take_slot(dst, hid);
                 c.z_mut(dst).copy_in(size, didx, &buf);
                 // Release: as in alloc.
-                entry.store(Loc::Mem { len, zspage: dst, idx: didx }.encode(), Ordering::Release);
+                entry.store(
+                    Loc::Mem {
+                        len,
+                        zspage: dst,
+                        idx: didx,
+                    }
+                    .encode(),
+                    Ordering::Release,
+                );
                 c.release_slot(src, sidx);
             }
             let pages = if c.z(src).inuse == 0 {
@@ -851,7 +906,8 @@ impl Pool {
 
     /// Reset `max_pages_held` to the current value (zram's `mem_used_max` reset).
     pub fn reset_max_pages(&self) {
-        self.max_pages.store(self.pages_used.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.max_pages
+            .store(self.pages_used.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// The per-class table, one row per merged class.
@@ -908,7 +964,10 @@ impl Pool {
             let mut lru_len = 0;
             for (zid, z) in c.slab.iter().enumerate() {
                 let Some(z) = z else {
-                    assert!(c.free_zs.contains(&(zid as u32)), "class {ci}: hole {zid} not in free_zs");
+                    assert!(
+                        c.free_zs.contains(&(zid as u32)),
+                        "class {ci}: hole {zid} not in free_zs"
+                    );
                     continue;
                 };
                 let zid = zid as u32;
@@ -920,9 +979,15 @@ impl Pool {
                 let mut cur = z.free_head;
                 while cur != SLOT_NIL {
                     let s = z.slots[cur as usize];
-                    assert!(s & SLOT_FREE != 0, "class {ci} zspage {zid}: chain hits used slot {cur}");
+                    assert!(
+                        s & SLOT_FREE != 0,
+                        "class {ci} zspage {zid}: chain hits used slot {cur}"
+                    );
                     free += 1;
-                    assert!(free <= info.objs, "class {ci} zspage {zid}: free chain loops");
+                    assert!(
+                        free <= info.objs,
+                        "class {ci} zspage {zid}: free chain loops"
+                    );
                     cur = s & !SLOT_FREE;
                 }
                 let used: Vec<(usize, u32)> = z
@@ -933,26 +998,47 @@ impl Pool {
                     .map(|(i, &s)| (i, s))
                     .collect();
                 assert_eq!(used.len(), z.inuse, "class {ci} zspage {zid}: inuse");
-                assert_eq!(free + z.inuse, info.objs, "class {ci} zspage {zid}: free + used");
+                assert_eq!(
+                    free + z.inuse,
+                    info.objs,
+                    "class {ci} zspage {zid}: free + used"
+                );
                 for (idx, hid) in used {
                     assert!(hid < high, "slot holds unknown handle {hid}");
                     claimed[hid as usize] += 1;
                     let loc = Loc::decode(self.handles.entry(hid).load(Ordering::Acquire));
                     match loc {
-                        Loc::Mem { len, zspage, idx: i } => {
+                        Loc::Mem {
+                            len,
+                            zspage,
+                            idx: i,
+                        } => {
                             assert_eq!((zspage, i), (zid, idx), "handle {hid} points elsewhere");
-                            assert_eq!(self.table.class_of(len), ci, "handle {hid} len {len} in wrong class");
+                            assert_eq!(
+                                self.table.class_of(len),
+                                ci,
+                                "handle {hid} len {len} in wrong class"
+                            );
                             objects += 1;
                             bytes += len as u64;
                         }
-                        other => panic!("handle {hid} in slot {zid}/{idx} of class {ci} is {other:?}"),
+                        other => {
+                            panic!("handle {hid} in slot {zid}/{idx} of class {ci} is {other:?}")
+                        }
                     }
                 }
                 inuse += z.inuse;
                 match z.state {
                     ZsState::Listed => {
-                        assert_eq!(z.group, fullness(z.inuse, info.objs), "class {ci} zspage {zid}: group");
-                        assert!(z.inuse > 0, "class {ci}: empty listed zspage {zid} not freed");
+                        assert_eq!(
+                            z.group,
+                            fullness(z.inuse, info.objs),
+                            "class {ci} zspage {zid}: group"
+                        );
+                        assert!(
+                            z.inuse > 0,
+                            "class {ci}: empty listed zspage {zid} not freed"
+                        );
                         group_len[z.group] += 1;
                         lru_len += 1;
                     }
@@ -962,8 +1048,16 @@ impl Pool {
                     }
                 }
             }
-            assert_eq!((zspages, inuse), (c.zspages, c.inuse), "class {ci}: counters");
-            assert_eq!((isolated, iso_inuse), (c.isolated, c.isolated_inuse), "class {ci}: isolated");
+            assert_eq!(
+                (zspages, inuse),
+                (c.zspages, c.inuse),
+                "class {ci}: counters"
+            );
+            assert_eq!(
+                (isolated, iso_inuse),
+                (c.isolated, c.isolated_inuse),
+                "class {ci}: isolated"
+            );
             // Lists: lengths, links both ways, membership by state and group.
             let walk = |which: ListId, l: &List| -> usize {
                 let mut n = 0;
@@ -971,7 +1065,11 @@ impl Pool {
                 let mut cur = l.head;
                 while cur != NIL {
                     let z = c.z(cur);
-                    assert_eq!(z.state, ZsState::Listed, "class {ci}: isolated zspage {cur} on a list");
+                    assert_eq!(
+                        z.state,
+                        ZsState::Listed,
+                        "class {ci}: isolated zspage {cur} on a list"
+                    );
                     let link = match which {
                         ListId::Group(g) => {
                             assert_eq!(z.group, g, "class {ci}: zspage {cur} in wrong group");
@@ -981,7 +1079,10 @@ impl Pool {
                     };
                     assert_eq!(link.prev, prev, "class {ci}: broken prev link at {cur}");
                     if which == ListId::Lru && prev != NIL {
-                        assert!(c.z(prev).stamp >= z.stamp, "class {ci}: LRU out of order at {cur}");
+                        assert!(
+                            c.z(prev).stamp >= z.stamp,
+                            "class {ci}: LRU out of order at {cur}"
+                        );
                     }
                     prev = cur;
                     cur = link.next;
@@ -992,10 +1093,18 @@ impl Pool {
                 assert_eq!(l.len, n, "class {ci}: list len");
                 n
             };
-            for g in 0..GROUPS {
-                assert_eq!(walk(ListId::Group(g), &c.groups[g]), group_len[g], "class {ci} group {g}");
+            for (g, &expect) in group_len.iter().enumerate() {
+                assert_eq!(
+                    walk(ListId::Group(g), &c.groups[g]),
+                    expect,
+                    "class {ci} group {g}"
+                );
             }
-            assert_eq!(walk(ListId::Lru, &c.lru), lru_len, "class {ci}: LRU holds the listed zspages");
+            assert_eq!(
+                walk(ListId::Lru, &c.lru),
+                lru_len,
+                "class {ci}: LRU holds the listed zspages"
+            );
             for &id in &c.free_ids {
                 assert!(id < high);
                 claimed[id as usize] += 1;
@@ -1014,7 +1123,11 @@ impl Pool {
         }
         assert_eq!(pages, self.pages_used.load(Ordering::Relaxed), "pages_used");
         assert_eq!(objects, self.objects.load(Ordering::Relaxed), "objects");
-        assert_eq!(bytes, self.bytes_stored.load(Ordering::Relaxed), "bytes_stored");
+        assert_eq!(
+            bytes,
+            self.bytes_stored.load(Ordering::Relaxed),
+            "bytes_stored"
+        );
     }
 }
 

@@ -4,7 +4,9 @@
 use super::*;
 
 fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as usize * 31 + i * 7 + i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (seed as usize * 31 + i * 7 + i / 251) as u8)
+        .collect()
 }
 
 fn read(pool: &Pool, h: Handle) -> Vec<u8> {
@@ -39,20 +41,48 @@ fn round_trip_every_size_including_straddlers() {
 fn objects_straddle_page_boundaries() {
     let pool = Pool::new(PoolConfig::default());
     // 59 objects of 208 B fill a 3-page zspage; slots 19 and 39 straddle.
-    let hs: Vec<_> = (0..59).map(|i| (pool.alloc(&pattern(i, 208)).unwrap(), i)).collect();
+    let hs: Vec<_> = (0..59)
+        .map(|i| (pool.alloc(&pattern(i, 208)).unwrap(), i))
+        .collect();
     let cs = pool.class_stats();
     let row = cs.iter().find(|r| r.size == 208).unwrap();
-    assert_eq!((row.zspages, row.objects_in_use, row.fullness[GROUP_FULL]), (1, 59, 1));
+    assert_eq!(
+        (row.zspages, row.objects_in_use, row.fullness[GROUP_FULL]),
+        (1, 59, 1)
+    );
     for &(h, i) in &hs {
         assert_eq!(read(&pool, h), pattern(i, 208));
     }
-    assert!((19 * 208) / 4096 != (19 * 208 + 207) / 4096, "slot 19 straddles");
+    // Find the objects whose slots cross a page boundary and check them.
+    let size = pool.table.classes[pool.table.class_of(208)].size;
+    let straddlers: Vec<_> = hs
+        .iter()
+        .filter(|(h, _)| {
+            let Loc::Mem { idx, .. } =
+                Loc::decode(pool.handles.entry(h.id()).load(Ordering::Relaxed))
+            else {
+                panic!()
+            };
+            (idx * size) / PAGE_SIZE != (idx * size + size - 1) / PAGE_SIZE
+        })
+        .collect();
+    assert_eq!(
+        straddlers.len(),
+        2,
+        "slots 19 and 39 of a 3-page zspage of 208 B"
+    );
+    for &&(h, i) in &straddlers {
+        assert_eq!(read(&pool, h), pattern(i, 208));
+    }
     pool.debug_check_consistency();
 }
 
 #[test]
 fn large_objects_for_128k_blocks() {
-    let pool = Pool::new(PoolConfig { max_object_size: 128 * 1024, ..Default::default() });
+    let pool = Pool::new(PoolConfig {
+        max_object_size: 128 * 1024,
+        ..Default::default()
+    });
     let mut hs = Vec::new();
     for len in [4097, 5000, 8192, 20000, 65536, 100_000, 131072] {
         for k in 0..3 {
@@ -64,7 +94,16 @@ fn large_objects_for_128k_blocks() {
         assert_eq!(read(&pool, h), pattern(len as u32 + k, len));
     }
     let err = pool.alloc(&vec![0; 131073]).unwrap_err();
-    assert!(matches!(err, PoolError::TooLarge { size: 131073, max: 131072 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PoolError::TooLarge {
+                size: 131073,
+                max: 131072
+            }
+        ),
+        "{err}"
+    );
     for (h, ..) in hs {
         pool.free(h);
     }
@@ -75,7 +114,11 @@ fn large_objects_for_128k_blocks() {
 fn fullness_groups_match_zsmalloc() {
     assert_eq!(fullness(0, 10), GROUP_EMPTY);
     assert_eq!(fullness(10, 10), GROUP_FULL);
-    assert_eq!(fullness(1, 127), 1, "one in 127 is the 10 % group, not empty");
+    assert_eq!(
+        fullness(1, 127),
+        1,
+        "one in 127 is the 10 % group, not empty"
+    );
     assert_eq!(fullness(99, 100), 10, "99 % group");
     assert_eq!(fullness(5, 10), 6);
     assert_eq!(FULLNESS_LABELS[fullness(5, 10)], "60");
@@ -85,7 +128,9 @@ fn fullness_groups_match_zsmalloc() {
 fn allocation_takes_fullest_zspage() {
     let pool = Pool::new(PoolConfig::default());
     // 2048 B class: 2 objects per 1-page zspage.
-    let a: Vec<_> = (0..6).map(|i| pool.alloc(&pattern(i, 2048)).unwrap()).collect();
+    let a: Vec<_> = (0..6)
+        .map(|i| pool.alloc(&pattern(i, 2048)).unwrap())
+        .collect();
     // Leave zspages with 1 of 2 in use: free the first of each pair except the last.
     pool.free(a[0]);
     pool.free(a[2]);
@@ -100,7 +145,10 @@ fn allocation_takes_fullest_zspage() {
 
 #[test]
 fn limit_fails_cleanly_and_names_the_limit() {
-    let pool = Pool::new(PoolConfig { limit: Some(4 * 4096), ..Default::default() });
+    let pool = Pool::new(PoolConfig {
+        limit: Some(4 * 4096),
+        ..Default::default()
+    });
     let mut hs = Vec::new();
     for i in 0..4 {
         hs.push(pool.alloc(&pattern(i, 4000)).unwrap());
@@ -108,7 +156,11 @@ fn limit_fails_cleanly_and_names_the_limit() {
     let before = pool.stats();
     let err = pool.alloc(&pattern(9, 4000)).unwrap_err();
     match &err {
-        PoolError::LimitReached { limit, used, needed } => {
+        PoolError::LimitReached {
+            limit,
+            used,
+            needed,
+        } => {
             assert_eq!((*limit, *used, *needed), (16384, 16384, 4096));
         }
         e => panic!("{e}"),
@@ -116,7 +168,10 @@ fn limit_fails_cleanly_and_names_the_limit() {
     assert!(err.to_string().contains("pool_limit="), "{err}");
     // Nothing half-done: same counts, same handle ids reusable.
     let after = pool.stats();
-    assert_eq!((before.objects, before.pages_held, before.zspages), (after.objects, after.pages_held, after.zspages));
+    assert_eq!(
+        (before.objects, before.pages_held, before.zspages),
+        (after.objects, after.pages_held, after.zspages)
+    );
     assert_eq!(after.pool_limit_hit, 1);
     pool.debug_check_consistency();
     // Small objects still fit in existing zspages? None here: all huge. Raise it.
@@ -129,7 +184,9 @@ fn limit_fails_cleanly_and_names_the_limit() {
 #[test]
 fn compaction_frees_sparse_zspages_and_keeps_data() {
     let pool = Pool::new(PoolConfig::default());
-    let mut hs: Vec<_> = (0..2000).map(|i| (pool.alloc(&pattern(i, 200 + (i as usize % 50))).unwrap(), i)).collect();
+    let mut hs: Vec<_> = (0..2000)
+        .map(|i| (pool.alloc(&pattern(i, 200 + (i as usize % 50))).unwrap(), i))
+        .collect();
     // Free 3 of every 4: leaves many sparse zspages.
     let mut kept = Vec::new();
     for (n, (h, i)) in hs.drain(..).enumerate() {
@@ -142,7 +199,11 @@ fn compaction_frees_sparse_zspages_and_keeps_data() {
     let before = pool.stats().pages_held;
     let freed = pool.compact();
     let after = pool.stats();
-    assert!(freed > 0 && after.pages_held < before, "freed {freed}: {before} -> {}", after.pages_held);
+    assert!(
+        freed > 0 && after.pages_held < before,
+        "freed {freed}: {before} -> {}",
+        after.pages_held
+    );
     assert_eq!(after.pages_compacted, freed);
     pool.debug_check_consistency();
     for (h, i) in &kept {
@@ -158,14 +219,20 @@ fn lru_moves_on_alloc_only_and_reads_mark_referenced() {
     let a = pool.alloc(&pattern(1, 1000)).unwrap(); // zspage A of the 1000-ish class
     let ci = pool.table.class_of(1000);
     let per = pool.table.classes[ci].objs;
-    let mut rest: Vec<_> = (0..per).map(|i| pool.alloc(&pattern(i as u32, 1000)).unwrap()).collect();
+    let mut rest: Vec<_> = (0..per)
+        .map(|i| pool.alloc(&pattern(i as u32, 1000)).unwrap())
+        .collect();
     // A filled up; the last alloc opened zspage B, which is now the LRU head.
     let head_before = pool.classes[ci].lock().lru.head;
     pool.read_with(a, |_| ()).unwrap();
     let c = pool.classes[ci].lock();
     assert_eq!(c.lru.head, head_before, "a read does not move the LRU");
     assert_eq!(c.lru.len, 2);
-    let Loc::Mem { zspage: za, .. } = Loc::decode(pool.handles.entry(a.id()).load(Ordering::Relaxed)) else { panic!() };
+    let Loc::Mem { zspage: za, .. } =
+        Loc::decode(pool.handles.entry(a.id()).load(Ordering::Relaxed))
+    else {
+        panic!()
+    };
     assert!(c.z(za).referenced);
     assert_eq!(c.lru.tail, za);
     drop(c);
