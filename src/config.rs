@@ -35,6 +35,41 @@ pub enum PoolLimit {
     Percent(u8),
 }
 
+/// VFS mount flags (`ro`, `nosuid`, ...), as for any filesystem. The
+/// defaults are FUSE's: nosuid and nodev (fusermount3 forces them for
+/// ordinary users; root may ask for `suid`/`dev`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MountFlags {
+    /// `ro`: the kernel refuses every write.
+    pub read_only: bool,
+    /// `nosuid` (default) / `suid`.
+    pub nosuid: bool,
+    /// `nodev` (default) / `dev`: device nodes can be made but not opened.
+    pub nodev: bool,
+    /// `noexec`: no execution of binaries.
+    pub noexec: bool,
+    /// `noatime`.
+    pub noatime: bool,
+    /// `sync`: all I/O synchronous.
+    pub sync: bool,
+    /// `dirsync`: directory changes synchronous.
+    pub dirsync: bool,
+}
+
+impl Default for MountFlags {
+    fn default() -> Self {
+        MountFlags {
+            read_only: false,
+            nosuid: true,
+            nodev: true,
+            noexec: false,
+            noatime: false,
+            sync: false,
+            dirsync: false,
+        }
+    }
+}
+
 /// Everything a mount is configured with. `Default` is what `zsfs MOUNTPOINT`
 /// with no `-o` gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +102,8 @@ pub struct Config {
     pub backing: Backing,
     /// Name of the control file at the mount's root (`control=`).
     pub control_name: String,
+    /// VFS flags passed to the kernel with the mount.
+    pub mount_flags: MountFlags,
 }
 
 /// Smallest and largest `block_size=`.
@@ -100,6 +137,7 @@ impl Default for Config {
             accept_threshold: 90,
             backing: Backing::TempFile,
             control_name: ".zsfs".to_string(),
+            mount_flags: MountFlags::default(),
         }
     }
 }

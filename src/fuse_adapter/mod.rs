@@ -622,6 +622,9 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
         fuser::MountOption::Subtype("zsfs".into()),
         fuser::MountOption::DefaultPermissions,
     ];
+    // ro, nosuid, noexec, ... from -o (options.rs owns the mapping).
+    fcfg.mount_options
+        .extend(crate::options::fuser_mount_options(&config.mount_flags));
     if config.allow_other {
         fcfg.acl = fuser::SessionACL::All;
     }
