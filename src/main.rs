@@ -1,24 +1,157 @@
-//! `zsfs [-f] [-o OPTIONS] MOUNTPOINT` (PLACEHOLDER: options parsing and
-//! daemonizing come with the CLI work; this mounts with defaults in the
-//! foreground).
+//! The `zsfs` command.
+//!
+//! - `zsfs [-f] [-o OPTIONS] [SOURCE] MOUNTPOINT` mounts (the default form;
+//!   SOURCE is accepted for the mount.fuse3 convention `zsfs SOURCE DIR -o
+//!   ...` and ignored). Without `-f` it returns once the mount is ready and
+//!   the daemon serves in the background (see `daemon.rs`).
+//! - `zsfs stats ...` and `zsfs ctl ...` talk to a mount through its control
+//!   file (issue 5; their rendering lives in the control module).
+//!
+//! Everything that can be checked is checked here, before the fork, so a
+//! mistake is reported by the command the user typed, with a non-zero exit
+//! and nothing mounted.
 
-fn main() {
+mod daemon;
+
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zsfs",
+    version,
+    about = "A compressed in-memory filesystem (FUSE), used where tmpfs would be",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = zsfs::options::OPTIONS_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    mount: MountArgs,
+}
+
+#[derive(Args, Debug)]
+struct MountArgs {
+    /// Stay in the foreground and log to stderr (RUST_LOG=info for more).
+    #[arg(short = 'f', long = "foreground")]
+    foreground: bool,
+    /// Mount options, comma-separated (may be given several times).
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
+    /// [SOURCE] MOUNTPOINT: where to mount (SOURCE, as mount(8) passes it, is ignored).
+    #[arg(value_name = "MOUNTPOINT", required = true, num_args = 1..=2)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a mount's pool holds (reads its control file).
+    Stats {
+        /// A zsfs mountpoint.
+        path: PathBuf,
+        /// Name of the control file, if mounted with control=NAME.
+        #[arg(long, default_value = ".zsfs")]
+        control: String,
+    },
+    /// Send a command (compact, writeback ..., pool_limit ...) to a mount.
+    Ctl {
+        /// A zsfs mountpoint.
+        mountpoint: PathBuf,
+        /// The command words, e.g. `compact` or `pool_limit 1g`.
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
+        /// Name of the control file, if mounted with control=NAME.
+        #[arg(long, default_value = ".zsfs")]
+        control: String,
+    },
+}
+
+fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let Some(mountpoint) = std::env::args_os().nth(1) else {
-        eprintln!("usage: zsfs MOUNTPOINT");
-        std::process::exit(2);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Stats { path, control }) => stats(&path, &control),
+        Some(Command::Ctl {
+            mountpoint,
+            command,
+            control,
+        }) => ctl(&mountpoint, &control, &command),
+        None => mount(cli.mount),
+    }
+}
+
+fn mount(args: MountArgs) -> ExitCode {
+    let mut config = zsfs::config::Config::default();
+    for o in &args.options {
+        if let Err(e) = zsfs::options::apply_options(&mut config, o) {
+            eprintln!("zsfs: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        zsfs::options::absolutize_backing(&mut config, &cwd);
+    }
+    let target = args.paths.last().expect("clap requires a mountpoint");
+    let mountpoint = match daemon::check_mountpoint(target) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("zsfs: {msg}");
+            return ExitCode::FAILURE;
+        }
     };
-    let config = zsfs::config::Config::default();
-    match zsfs::fuse_adapter::new_session(&config, std::path::Path::new(&mountpoint)) {
-        Ok(session) => {
-            if let Err(e) = session.run() {
-                eprintln!("zsfs: {e}");
-                std::process::exit(1);
-            }
+    if config.allow_other && !daemon::is_root() && !daemon::user_allow_other_enabled() {
+        eprintln!(
+            "zsfs: allow_other needs `user_allow_other` in /etc/fuse.conf for ordinary users \
+             (ask root to add it), or mount without allow_other"
+        );
+        return ExitCode::FAILURE;
+    }
+    let code = daemon::mount_and_serve(&config, &mountpoint, args.foreground);
+    ExitCode::from(code as u8)
+}
+
+/// Minimal reader of the control file: prints it as the filesystem gives it.
+fn stats(path: &Path, control: &str) -> ExitCode {
+    let file = path.join(control);
+    let mut text = String::new();
+    match std::fs::File::open(&file).and_then(|mut f| f.read_to_string(&mut text)) {
+        Ok(_) => {
+            print!("{text}");
+            ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("zsfs: cannot mount {}: {e}", mountpoint.to_string_lossy());
-            std::process::exit(1);
+            eprintln!(
+                "zsfs: cannot read {}: {e} (is {} a zsfs mount?)",
+                file.display(),
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Write one command to the control file; the filesystem answers EINVAL to
+/// a command it does not understand.
+fn ctl(mountpoint: &Path, control: &str, words: &[String]) -> ExitCode {
+    let file = mountpoint.join(control);
+    let cmd = format!("{}\n", words.join(" "));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(cmd.as_bytes()))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "zsfs: `{}` on {}: {e}",
+                cmd.trim_end(),
+                mountpoint.display()
+            );
+            ExitCode::FAILURE
         }
     }
 }
