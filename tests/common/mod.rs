@@ -1,0 +1,368 @@
+//! Shared helpers for tests that mount zsfs.
+//!
+//! [`MountGuard`] runs the built `zsfs` binary in the foreground (`-f`) as a
+//! child of the test, on a fresh temporary directory, and waits until the
+//! mount answers. Dropping it (also while a test panics) unmounts, waits for
+//! the daemon to exit, kills it if it does not, and lazily detaches anything
+//! still mounted, so no mount and no process outlives the test.
+//!
+//! The daemon's log (stderr, `RUST_LOG` as given to the test, default
+//! `warn`) goes to a file that failures print.
+//!
+//! Use from a test file with `mod common;` and `use common::*;`. Not every
+//! test binary uses every helper, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a mount may take to answer, and an unmounted daemon to exit.
+pub const MOUNT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The zsfs binary cargo built for these tests.
+pub fn zsfs_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zsfs"))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// One line of /proc/self/mountinfo: (device, mount point, fstype, source).
+#[derive(Debug, Clone)]
+pub struct MountLine {
+    pub dev: String,
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub source: String,
+}
+
+fn unescape(s: &str) -> PathBuf {
+    let s = s
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\");
+    PathBuf::from(s)
+}
+
+pub fn mount_lines() -> Vec<MountLine> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some(MountLine {
+                dev: f.get(2)?.to_string(),
+                mount_point: unescape(f.get(4)?),
+                fstype: f.get(sep + 1)?.to_string(),
+                source: f.get(sep + 2)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The topmost mount at exactly `path`, if any.
+pub fn mount_at(path: &Path) -> Option<MountLine> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    mount_lines()
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == path)
+}
+
+/// Whether a zsfs (any FUSE mount with source `zsfs`) is mounted at `path`.
+pub fn zsfs_mounted_at(path: &Path) -> bool {
+    mount_at(path).is_some_and(|m| m.fstype.starts_with("fuse") && m.source == "zsfs")
+}
+
+/// Poll `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Unmount `path` (root: umount(2), retried while busy, then lazily;
+/// otherwise fusermount3 -u). Returns whether it is gone.
+pub fn unmount(path: &Path) -> bool {
+    if is_root() {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        for _ in 0..50 {
+            // SAFETY: c is a valid C string.
+            if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+                return true;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBUSY) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: as above.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) == 0 }
+    } else {
+        let ok = Command::new("fusermount3")
+            .arg("-u")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok || Command::new("fusermount3")
+            .args(["-u", "-z"])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+/// Wait for `child` up to `timeout`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// PIDs of live processes whose command line mentions `needle` (used to
+/// check that no zsfs daemon or watcher outlived its mount).
+pub fn pids_mentioning(needle: &Path) -> Vec<u32> {
+    let needle = needle.as_os_str().as_bytes();
+    let mut out = Vec::new();
+    let me = std::process::id();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        // Zombies have an empty cmdline and are not running anything.
+        if cmd.windows(needle.len()).any(|w| w == needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A zsfs mount for the duration of a test. See the module comment.
+pub struct MountGuard {
+    /// The mountpoint (a temporary directory, mode 0755 so other users can
+    /// reach the mount, as pjdfstest needs).
+    dir: tempfile::TempDir,
+    /// Holds the daemon's log file.
+    log_dir: tempfile::TempDir,
+    /// The `zsfs -f` process; `None` once it has been waited for.
+    child: Option<Child>,
+    /// The options it was mounted with, for messages.
+    options: String,
+}
+
+impl MountGuard {
+    /// Mount with `options` (the argument of `-o`; empty for none) or panic
+    /// with the daemon's log.
+    pub fn new(options: &str) -> MountGuard {
+        MountGuard::try_new(options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Mount with `options`; on failure the error carries the daemon's log.
+    pub fn try_new(options: &str) -> Result<MountGuard, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("zsfs-mnt-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod mountpoint: {e}"))?;
+        let log_dir = tempfile::Builder::new()
+            .prefix("zsfs-log-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        let log = File::create(log_dir.path().join("daemon.log"))
+            .map_err(|e| format!("log file: {e}"))?;
+        let mut cmd = Command::new(zsfs_bin());
+        cmd.arg("-f");
+        if !options.is_empty() {
+            cmd.arg("-o").arg(options);
+        }
+        cmd.arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        let child = cmd.spawn().map_err(|e| format!("spawn zsfs: {e}"))?;
+        let mut guard = MountGuard {
+            dir,
+            log_dir,
+            child: Some(child),
+            options: options.to_string(),
+        };
+        let path = guard.dir.path().to_path_buf();
+        let mut exited = None;
+        let ready = wait_until(MOUNT_TIMEOUT, || {
+            if let Some(st) = guard
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                exited = Some(st);
+                return true;
+            }
+            // The mount is listed, and its root answers (stat goes to the daemon).
+            zsfs_mounted_at(&path) && std::fs::metadata(&path).is_ok()
+        });
+        if let Some(st) = exited {
+            guard.child = None;
+            return Err(format!(
+                "zsfs -o '{options}' exited before mounting ({st}); log:\n{}",
+                guard.log()
+            ));
+        }
+        if !ready {
+            return Err(format!(
+                "zsfs -o '{options}' did not mount within {MOUNT_TIMEOUT:?}; log:\n{}",
+                guard.log()
+            ));
+        }
+        Ok(guard)
+    }
+
+    /// The mountpoint.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's pid (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Wait for the daemon to exit by itself (after a signal or an unmount
+    /// done by the test) and return its status; kills it and panics after
+    /// [`EXIT_TIMEOUT`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon already waited for");
+        match wait_timeout(&mut child, EXIT_TIMEOUT) {
+            Some(st) => st,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "zsfs did not exit within {EXIT_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// Unmount, and return the daemon's exit status (a clean unmount must
+    /// give success). Panics, with the log, if the daemon does not exit.
+    pub fn unmount(mut self) -> ExitStatus {
+        let path = self.path().to_path_buf();
+        assert!(
+            unmount(&path),
+            "cannot unmount {}; log:\n{}",
+            path.display(),
+            self.log()
+        );
+        let mut child = self.child.take().expect("daemon running");
+        match wait_timeout(&mut child, EXIT_TIMEOUT) {
+            Some(st) => st,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "zsfs -o '{}' did not exit within {EXIT_TIMEOUT:?} of its unmount; log:\n{}",
+                    self.options,
+                    self.log()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let path = self.dir.path().to_path_buf();
+        if zsfs_mounted_at(&path) {
+            unmount(&path);
+        }
+        if let Some(mut child) = self.child.take() {
+            if wait_timeout(&mut child, EXIT_TIMEOUT).is_none() {
+                eprintln!(
+                    "MountGuard: zsfs on {} did not exit after unmount; killing it",
+                    path.display()
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // A killed daemon's watcher detaches the mount; make sure of it.
+        if mount_at(&path).is_some_and(|m| m.source == "zsfs") {
+            wait_until(Duration::from_secs(5), || !zsfs_mounted_at(&path));
+            if zsfs_mounted_at(&path) {
+                unmount(&path);
+            }
+        }
+    }
+}
+
+/// A lock shared by every test binary of this crate: the heavy runners
+/// (fsx, fio, pjdfstest) take it so they do not run at the same time on a
+/// small CI machine, whatever `--test-threads` says. Released on drop.
+pub struct HeavyLock(File);
+
+pub fn heavy_lock() -> HeavyLock {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zsfs-heavy-tests.lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("open heavy-test lock");
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; blocks until granted.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    HeavyLock(f)
+}
+
+/// Whether `prog` can be run (found on PATH or in ~/.cargo/bin).
+pub fn find_program(prog: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        dirs.push(PathBuf::from(home).join("bin"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter().map(|d| d.join(prog)).find(|p| p.is_file())
+}
