@@ -5,7 +5,7 @@
 //!   ...` and ignored). Without `-f` it returns once the mount is ready and
 //!   the daemon serves in the background (see `daemon.rs`).
 //! - `zsfs stats ...` and `zsfs ctl ...` talk to a mount through its control
-//!   file (issue 5; their rendering lives in the control module).
+//!   file (issue 5; the work is in `zsfs::control::cli`).
 //!
 //! Everything that can be checked is checked here, before the fork, so a
 //! mistake is reported by the command the user typed, with a non-zero exit
@@ -14,7 +14,6 @@
 mod daemon;
 
 use clap::{Args, Parser, Subcommand};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -51,8 +50,14 @@ struct MountArgs {
 enum Command {
     /// Show what a mount's pool holds (reads its control file).
     Stats {
-        /// A zsfs mountpoint.
+        /// A zsfs mountpoint, or a file or directory in one (its own figures).
         path: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECONDS, like watch(1).
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<f64>,
         /// Name of the control file, if mounted with control=NAME.
         #[arg(long, default_value = ".zsfs")]
         control: String,
@@ -74,7 +79,17 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Stats { path, control }) => stats(&path, &control),
+        Some(Command::Stats {
+            path,
+            json,
+            watch,
+            control,
+        }) => stats(zsfs::control::cli::StatsArgs {
+            path,
+            json,
+            watch,
+            control_name: control,
+        }),
         Some(Command::Ctl {
             mountpoint,
             command,
@@ -114,43 +129,24 @@ fn mount(args: MountArgs) -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// Minimal reader of the control file: prints it as the filesystem gives it.
-fn stats(path: &Path, control: &str) -> ExitCode {
-    let file = path.join(control);
-    let mut text = String::new();
-    match std::fs::File::open(&file).and_then(|mut f| f.read_to_string(&mut text)) {
-        Ok(_) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+fn stats(args: zsfs::control::cli::StatsArgs) -> ExitCode {
+    match zsfs::control::cli::stats(&args) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "zsfs: cannot read {}: {e} (is {} a zsfs mount?)",
-                file.display(),
-                path.display()
-            );
+            eprintln!("zsfs stats: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Write one command to the control file; the filesystem answers EINVAL to
-/// a command it does not understand.
 fn ctl(mountpoint: &Path, control: &str, words: &[String]) -> ExitCode {
-    let file = mountpoint.join(control);
-    let cmd = format!("{}\n", words.join(" "));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .and_then(|mut f| f.write_all(cmd.as_bytes()))
-    {
-        Ok(()) => ExitCode::SUCCESS,
+    match zsfs::control::cli::ctl(mountpoint, control, words) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!(
-                "zsfs: `{}` on {}: {e}",
-                cmd.trim_end(),
-                mountpoint.display()
-            );
+            eprintln!("zsfs ctl: {e}");
             ExitCode::FAILURE
         }
     }
