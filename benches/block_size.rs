@@ -109,8 +109,10 @@ struct Row {
     blocks: usize,
     original: u64,
     stored: u64,
-    same: usize,
-    huge: usize,
+    /// Bytes in same-filled blocks (stored as one byte in the block map).
+    same: u64,
+    /// Bytes in blocks stored raw.
+    huge: u64,
     /// Bytes of the blocks stored LZ4-compressed (the ones decompressed).
     lz4_bytes: u64,
     compress: Duration,
@@ -138,12 +140,13 @@ fn measure(files: &[Vec<u8>], bs: usize) -> Row {
         compressed.clear();
         for (i, block) in data.chunks(bs).enumerate() {
             let t = Instant::now();
-            let n = lz4_flex::block::compress_into(block, &mut cbuf).expect("buffer sized by get_maximum_output_size");
+            let n = lz4_flex::block::compress_into(block, &mut cbuf)
+                .expect("buffer sized by get_maximum_output_size");
             row.compress += t.elapsed();
             let s = stored_size(block, n);
             match s {
-                0 => row.same += 1,
-                s if s == block.len() => row.huge += 1,
+                0 => row.same += block.len() as u64,
+                s if s == block.len() => row.huge += s as u64,
                 _ => {
                     row.lz4_bytes += block.len() as u64;
                     compressed.push((cbuf[..n].to_vec(), i * bs));
@@ -156,10 +159,14 @@ fn measure(files: &[Vec<u8>], bs: usize) -> Row {
         for (c, off) in &compressed {
             let orig = &data[*off..(*off + bs).min(data.len())];
             let t = Instant::now();
-            let n = lz4_flex::block::decompress_into(c, &mut dbuf[..orig.len()]).expect("our own LZ4 output");
+            let n = lz4_flex::block::decompress_into(c, &mut dbuf[..orig.len()])
+                .expect("our own LZ4 output");
             row.decompress += t.elapsed();
             // A codec that loses data would make every figure here meaningless.
-            assert!(n == orig.len() && dbuf[..n] == *orig, "LZ4 round trip changed a block");
+            assert!(
+                n == orig.len() && dbuf[..n] == *orig,
+                "LZ4 round trip changed a block"
+            );
         }
     }
     row
@@ -190,10 +197,14 @@ fn main() {
         "block_size trade-off: {} files, {:.1} MiB from {}",
         files.len(),
         bytes as f64 / 1048576.0,
-        paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!();
-    println!("| block_size | ratio | stored MiB | same-filled | raw (huge) | compress MB/s | decompress MB/s | 4 KiB read: decompress µs | 4 KiB write: (de)compress µs |");
+    println!("| block_size | ratio | stored MiB | bytes same-filled | bytes stored raw | compress MB/s | decompress MB/s | 4 KiB read: decompress µs | 4 KiB write: (de)compress µs |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for bs in BLOCK_SIZES {
         let r = measure(&files, bs);
@@ -202,14 +213,18 @@ fn main() {
         let full_blocks = |bytes: u64| bytes as f64 / r.block_size as f64;
         let comp_us = r.compress.as_secs_f64() * 1e6 / full_blocks(r.original);
         let decomp_us = r.decompress.as_secs_f64() * 1e6 / full_blocks(r.lz4_bytes.max(1));
-        let write_us = if r.block_size == 4096 { comp_us } else { comp_us + decomp_us };
+        let write_us = if r.block_size == 4096 {
+            comp_us
+        } else {
+            comp_us + decomp_us
+        };
         println!(
             "| {} KiB | {:.2}x | {:.1} | {:.1} % | {:.1} % | {:.0} | {:.0} | {:.2} | {:.2} |",
             r.block_size / 1024,
             r.original as f64 / r.stored.max(1) as f64,
             r.stored as f64 / 1048576.0,
-            100.0 * r.same as f64 / r.blocks as f64,
-            100.0 * r.huge as f64 / r.blocks as f64,
+            100.0 * r.same as f64 / r.original as f64,
+            100.0 * r.huge as f64 / r.original as f64,
             r.original as f64 / r.compress.as_secs_f64() / 1e6,
             r.lz4_bytes as f64 / r.decompress.as_secs_f64().max(1e-9) / 1e6,
             decomp_us,
