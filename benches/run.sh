@@ -299,6 +299,7 @@ fio_run() {
 		note "fio $name failed on $CUR_TARGET (round $CUR_REP): $(head -c 300 "$out.err" | tr '\n' ' ')"
 		return 1
 	fi
+	[ -s "$out.err" ] || rm -f "$out.err"
 	python3 - "$out" <<-'EOF'
 		import json, sys
 		sys.path.insert(0, __import__("os").environ.get("BENCH_DIR", "."))
