@@ -12,4 +12,5 @@ pub mod fs;
 pub mod fuse_adapter;
 pub mod options;
 pub mod pool;
+pub mod shrinker;
 pub mod store;

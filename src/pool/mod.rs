@@ -58,14 +58,23 @@
 mod class;
 mod handles;
 mod pages;
+mod writeback;
 
 use class::{ClassInfo, ClassTable};
 use handles::{HandleTable, Loc};
 use pages::{Page, PageArena, PAGE_SIZE};
-use parking_lot::Mutex;
+
+use crate::config::{Backing, Config};
+use crate::shrinker::backing::BackingFile;
+use crate::shrinker::ShrinkerThread;
+use crate::shrinker::{Signal, WbCounters};
+pub(crate) use handles::MAX_DISK_OFFSET;
+use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+pub use writeback::{WritebackReport, WritebackRequest};
 
 /// Opaque name of a stored object. The pool maps it to the object's current
 /// place, so compaction and writeback move objects without telling the owner.
@@ -101,6 +110,8 @@ pub enum PoolError {
     Checksum { offset: u64 },
     #[error("pool handle table full ({max} live objects); free data or use a larger block_size=")]
     HandlesExhausted { max: u64 },
+    #[error("no backing file (backing=none): nothing can be written back")]
+    NoBacking,
 }
 
 /// Pool settings. `Default` is what the filesystem uses for 4 KiB blocks.
@@ -115,6 +126,15 @@ pub struct PoolConfig {
     pub max_pages_per_zspage: usize,
     /// Memory limit in bytes of pages held; `None` for no limit.
     pub limit: Option<u64>,
+    /// Where cold zspages go. `Backing::None` (the default here): nowhere,
+    /// the limit is hard and there is no shrinker thread.
+    pub backing: Backing,
+    /// Once over the limit, the shrinker writes back until under this
+    /// percent of it (1..=100).
+    pub accept_threshold: u8,
+    /// Also write back under system memory pressure (PSI, MemAvailable,
+    /// cgroup memory.high). Only with a backing file.
+    pub watch_pressure: bool,
 }
 
 impl Default for PoolConfig {
@@ -123,6 +143,26 @@ impl Default for PoolConfig {
             max_object_size: 4096,
             max_pages_per_zspage: 8,
             limit: None,
+            backing: Backing::None,
+            accept_threshold: 90,
+            watch_pressure: true,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The pool settings a mount's `Config` implies: objects up to
+    /// `block_size`, `pool_limit=` (bytes or % of RAM), `accept_threshold=`,
+    /// `backing=`.
+    pub fn from_config(cfg: &Config) -> PoolConfig {
+        PoolConfig {
+            max_object_size: cfg.block_size as usize,
+            limit: cfg
+                .pool_limit
+                .map(|l| l.bytes(crate::config::physical_ram())),
+            backing: cfg.backing.clone(),
+            accept_threshold: cfg.accept_threshold,
+            ..PoolConfig::default()
         }
     }
 }
@@ -152,6 +192,31 @@ pub struct PoolStats {
     /// Heap bytes of bookkeeping outside the pages (slot tables, zspage
     /// headers), for honest overhead figures.
     pub metadata_bytes: u64,
+    /// Backing file space held by records, in 4 KiB units (zram's bd_count).
+    pub bd_count: u64,
+    /// Reads from the backing file, in 4 KiB units (zram's bd_reads).
+    pub bd_reads: u64,
+    /// Writes to the backing file, in 4 KiB units (zram's bd_writes).
+    pub bd_writes: u64,
+    /// Pool pages given back by writeback, cumulative (zswap's written_back_pages).
+    pub written_back_pages: u64,
+    /// Objects in the backing file and their bytes.
+    pub disk_objects: u64,
+    pub disk_bytes: u64,
+    /// Shrinker thread wake-ups that wrote back.
+    pub shrinker_runs: u64,
+    /// Referenced zspages rotated instead of written back.
+    pub second_chance: u64,
+    /// Reads that failed their checksum (EIO).
+    pub checksum_failures: u64,
+    /// Frees that hit a zspage while writeback had it isolated.
+    pub isolated_frees: u64,
+    /// Sparse backing records rewritten.
+    pub records_rewritten: u64,
+    /// Failed record writes (e.g. backing disk full).
+    pub writeback_errors: u64,
+    /// The backing disk said ENOSPC recently; writeback is paused.
+    pub backing_full: bool,
 }
 
 /// One row of the control file's `classes` table (zsmalloc debugfs shape).
@@ -532,8 +597,9 @@ thread_local! {
     static READ_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// The pool. `Send + Sync`; share it with `Arc`.
-pub struct Pool {
+/// Everything the pool is, shared by the `Pool` handle and the shrinker
+/// thread (see `shrinker/mod.rs`).
+pub(crate) struct Core {
     config: PoolConfig,
     table: ClassTable,
     /// One lock per merged class, indexed like `table.classes`.
@@ -553,6 +619,15 @@ pub struct Pool {
     huge_objects: AtomicU64,
     pages_compacted: AtomicU64,
     limit_hits: AtomicU64,
+    /// Where written-back zspages go; None: `backing=none`, the limit is hard.
+    pub(crate) backing: Option<BackingFile>,
+    /// Guards handle entries that point into the backing file and the bytes
+    /// there: disk reads and frees hold it shared, record rewriting holds it
+    /// exclusively while repointing (lock order: after the class locks).
+    disk_rw: RwLock<()>,
+    /// Writeback counters and the shrinker's wake-up channel.
+    pub(crate) wb: WbCounters,
+    pub(crate) signal: Signal,
 }
 
 // All counters above are statistics or the limit reservation; every atomic
@@ -560,8 +635,8 @@ pub struct Pool {
 // them publishes other memory: the data they describe is guarded by the
 // class locks.
 
-impl Pool {
-    pub fn new(config: PoolConfig) -> Pool {
+impl Core {
+    fn new(config: PoolConfig, backing: Option<BackingFile>) -> Core {
         assert!(
             (1..=128 * 1024).contains(&config.max_object_size),
             "max_object_size {} outside 1..=131072",
@@ -572,13 +647,18 @@ impl Pool {
             "max_pages_per_zspage {} outside 1..=32",
             config.max_pages_per_zspage
         );
+        assert!(
+            (1..=100).contains(&config.accept_threshold),
+            "accept_threshold {} outside 1..=100",
+            config.accept_threshold
+        );
         let table = ClassTable::new(config.max_object_size, config.max_pages_per_zspage);
         let classes = table
             .classes
             .iter()
             .map(|&c| Mutex::new(Class::new(c)))
             .collect();
-        let pool = Pool {
+        let pool = Core {
             table,
             classes,
             handles: HandleTable::new(),
@@ -592,6 +672,10 @@ impl Pool {
             huge_objects: AtomicU64::new(0),
             pages_compacted: AtomicU64::new(0),
             limit_hits: AtomicU64::new(0),
+            backing,
+            disk_rw: RwLock::new(()),
+            wb: WbCounters::default(),
+            signal: Signal::default(),
             config,
         };
         pool.set_limit(pool.config.limit);
@@ -604,8 +688,35 @@ impl Pool {
     }
 
     /// Allocate an object of `data.len()` bytes and fill it with `data`.
-    /// On error nothing was allocated.
+    /// On error nothing was allocated. At the limit with a backing file, the
+    /// allocating thread writes cold zspages back itself (and wakes the
+    /// shrinker to get under the accept threshold); `LimitReached` only when
+    /// that cannot help (no backing, backing disk full, nothing to write).
     pub fn alloc(&self, data: &[u8]) -> Result<Handle, PoolError> {
+        let mut attempts = 0;
+        loop {
+            match self.try_alloc(data) {
+                Err(PoolError::LimitReached {
+                    limit,
+                    used,
+                    needed,
+                }) => {
+                    self.signal.over_limit();
+                    attempts += 1;
+                    if attempts > 8 || !self.reclaim_for_alloc(needed) {
+                        return Err(PoolError::LimitReached {
+                            limit,
+                            used,
+                            needed,
+                        });
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn try_alloc(&self, data: &[u8]) -> Result<Handle, PoolError> {
         let len = data.len();
         if len > self.config.max_object_size {
             return Err(PoolError::TooLarge {
@@ -750,10 +861,15 @@ impl Pool {
                         z.referenced = true;
                         Ok(())
                     }
-                    other => unreachable!("in-memory object became {other:?}"),
+                    Loc::Disk { .. } => {
+                        // Written back between the first load and the lock.
+                        drop(c);
+                        self.read_disk(id, out)
+                    }
+                    Loc::Free => panic!("read of freed handle {}", h.to_raw()),
                 }
             }
-            Loc::Disk { .. } => unreachable!("no backing file yet"),
+            Loc::Disk { .. } => self.read_disk(id, out),
         }
     }
 
@@ -781,7 +897,9 @@ impl Pool {
                 c.release_slot(zspage, idx);
                 let z = c.z(zspage);
                 // An isolated zspage is freed by the thread that isolated it.
-                if z.inuse == 0 && z.state == ZsState::Listed {
+                if z.state == ZsState::Isolated {
+                    self.wb.isolated_frees.fetch_add(1, Ordering::Relaxed);
+                } else if z.inuse == 0 {
                     freed_pages = Some(self.drop_zspage(&mut c, zspage));
                 }
                 self.bytes_stored.fetch_sub(len as u64, Ordering::Relaxed);
@@ -790,7 +908,19 @@ impl Pool {
                     self.huge_objects.fetch_sub(1, Ordering::Relaxed);
                 }
             }
-            Loc::Disk { .. } => unreachable!("no backing file yet"),
+            Loc::Disk { .. } => {
+                // Shared disk_rw: a record rewrite may not repoint it meanwhile.
+                let _d = self.disk_rw.read();
+                let Loc::Disk { len, off } = Loc::decode(entry.load(Ordering::Acquire)) else {
+                    unreachable!("an object on disk never comes back to memory")
+                };
+                self.backing
+                    .as_ref()
+                    .expect("disk entry needs a backing file")
+                    .frame_dead(off, len);
+                // Release: as below, before disk_rw is dropped.
+                entry.store(Loc::Free.encode(), Ordering::Release);
+            }
             Loc::Free => unreachable!("entry changed under the class lock"),
         }
         // Release: the slot is reusable only after this; pairs with Acquire loads.
@@ -890,7 +1020,7 @@ impl Pool {
             meta += c.metadata_bytes() as u64;
         }
         let limit = self.limit_pages.load(Ordering::Relaxed);
-        PoolStats {
+        let mut st = PoolStats {
             objects: self.objects.load(Ordering::Relaxed),
             bytes_stored: self.bytes_stored.load(Ordering::Relaxed),
             pages_held: self.pages_used.load(Ordering::Relaxed) + self.arena.cached() as u64,
@@ -901,7 +1031,10 @@ impl Pool {
             limit: (limit != u64::MAX).then(|| limit * PAGE_SIZE as u64),
             pool_limit_hit: self.limit_hits.load(Ordering::Relaxed),
             metadata_bytes: meta,
-        }
+            ..Default::default()
+        };
+        self.wb_stats(&mut st);
+        st
     }
 
     /// Reset `max_pages_held` to the current value (zram's `mem_used_max` reset).
@@ -951,6 +1084,8 @@ impl Pool {
     /// (in index order) for the duration.
     pub fn debug_check_consistency(&self) {
         let guards: Vec<_> = self.classes.iter().map(|c| c.lock()).collect();
+        let _disk = self.disk_rw.write();
+        let mut disk_objects = 0u64;
         let mut pages = 0;
         let mut objects = 0;
         let mut bytes = 0;
@@ -1116,10 +1251,22 @@ impl Pool {
         for (id, &n) in claimed.iter().enumerate() {
             let loc = Loc::decode(self.handles.entry(id as u32).load(Ordering::Acquire));
             let expect = match loc {
-                Loc::Disk { .. } => 0,
+                Loc::Disk { len, off } => {
+                    self.check_disk_entry(id as u32, len, off);
+                    disk_objects += 1;
+                    0
+                }
                 _ => 1,
             };
             assert_eq!(n, expect, "handle {id} ({loc:?}) claimed {n} times");
+        }
+        match &self.backing {
+            Some(b) => assert_eq!(
+                b.check(),
+                disk_objects,
+                "objects on disk vs backing records"
+            ),
+            None => assert_eq!(disk_objects, 0, "disk entries without a backing file"),
         }
         assert_eq!(pages, self.pages_used.load(Ordering::Relaxed), "pages_used");
         assert_eq!(objects, self.objects.load(Ordering::Relaxed), "objects");
@@ -1128,6 +1275,137 @@ impl Pool {
             self.bytes_stored.load(Ordering::Relaxed),
             "bytes_stored"
         );
+    }
+}
+
+impl Core {
+    /// (pages in zspages, limit in pages or u64::MAX).
+    pub(crate) fn pages_and_limit(&self) -> (u64, u64) {
+        (
+            self.pages_used.load(Ordering::Relaxed),
+            self.limit_pages.load(Ordering::Relaxed),
+        )
+    }
+    pub(crate) fn accept_threshold(&self) -> u8 {
+        self.config.accept_threshold
+    }
+    pub(crate) fn watch_pressure(&self) -> bool {
+        self.config.watch_pressure
+    }
+    pub(crate) fn shrink_second_chance(&self, pages: u64) -> Result<WritebackReport, PoolError> {
+        self.shrink(writeback::Pick::SecondChance, pages)
+    }
+}
+
+/// The pool. `Send + Sync`. With a backing file it runs a shrinker thread,
+/// stopped and joined when the pool is dropped.
+pub struct Pool {
+    core: Arc<Core>,
+    shrinker: Option<ShrinkerThread>,
+}
+
+impl Pool {
+    /// A pool; panics if the backing file cannot be created (use `try_new`
+    /// or `from_config` when there is one).
+    pub fn new(config: PoolConfig) -> Pool {
+        Pool::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A pool, its backing file, and (with a backing file) its shrinker thread.
+    pub fn try_new(config: PoolConfig) -> Result<Pool, PoolError> {
+        let backing = match &config.backing {
+            Backing::None => None,
+            Backing::TempFile => Some(BackingFile::create_temp()?),
+            Backing::Path(p) => Some(BackingFile::create_at(p)?),
+        };
+        let core = Arc::new(Core::new(config, backing));
+        let shrinker = match core.backing {
+            Some(_) => Some(ShrinkerThread::start(core.clone())?),
+            None => None,
+        };
+        Ok(Pool { core, shrinker })
+    }
+
+    /// The pool a mount's options describe (`block_size=`, `pool_limit=`,
+    /// `accept_threshold=`, `backing=`), shrinker thread running. The one
+    /// call the integrator needs.
+    pub fn from_config(cfg: &Config) -> Result<Pool, PoolError> {
+        Pool::try_new(PoolConfig::from_config(cfg))
+    }
+
+    /// Largest object `alloc` accepts.
+    pub fn max_object_size(&self) -> usize {
+        self.core.max_object_size()
+    }
+    /// Allocate an object of `data.len()` bytes and fill it with `data`.
+    /// On error nothing was allocated; `LimitReached` means memory is at the
+    /// limit and writeback cannot make room (no backing, or its disk full).
+    pub fn alloc(&self, data: &[u8]) -> Result<Handle, PoolError> {
+        self.core.alloc(data)
+    }
+    /// Lend the object's bytes to `f` (no pool lock held while it runs).
+    /// A written-back object costs one `pread`; `Checksum` if it is damaged.
+    pub fn read_with<R>(&self, h: Handle, f: impl FnOnce(&[u8]) -> R) -> Result<R, PoolError> {
+        self.core.read_with(h, f)
+    }
+    /// Append the object's bytes to `out`.
+    pub fn read_into(&self, h: Handle, out: &mut Vec<u8>) -> Result<(), PoolError> {
+        self.core.read_into(h, out)
+    }
+    /// Size of the object in bytes.
+    pub fn object_len(&self, h: Handle) -> usize {
+        self.core.object_len(h)
+    }
+    /// Free the object (in memory or on disk). The handle must not be used again.
+    pub fn free(&self, h: Handle) {
+        self.core.free(h)
+    }
+    /// Move objects out of sparse zspages; returns the pages given back.
+    pub fn compact(&self) -> u64 {
+        self.core.compact()
+    }
+    pub fn stats(&self) -> PoolStats {
+        self.core.stats()
+    }
+    /// Reset `max_pages_held` to the current value.
+    pub fn reset_max_pages(&self) {
+        self.core.reset_max_pages()
+    }
+    /// The per-class table, one row per merged class.
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        self.core.class_stats()
+    }
+    /// Change the memory limit; `None` removes it. With a backing file the
+    /// shrinker is woken to get under the new limit.
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.core.set_limit(limit);
+        if limit.is_some() && self.shrinker.is_some() {
+            self.core.signal.over_limit();
+        }
+    }
+    /// Write back now, in this thread (`writeback all|idle|N`).
+    pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {
+        self.core.writeback(req)
+    }
+    /// Ask the shrinker thread to write back; returns at once.
+    pub fn request_writeback(&self, req: WritebackRequest) -> Result<(), PoolError> {
+        if self.shrinker.is_none() {
+            return Err(PoolError::NoBacking);
+        }
+        self.core.signal.request(req);
+        Ok(())
+    }
+    /// Assert every invariant of the pool (debug builds and tests).
+    pub fn debug_check_consistency(&self) {
+        self.core.debug_check_consistency()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(t) = self.shrinker.take() {
+            t.stop();
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! tests/pool_*.rs).
 
 use super::*;
+use crate::config::Backing;
 
 fn pattern(seed: u32, len: usize) -> Vec<u8> {
     (0..len)
@@ -23,7 +24,7 @@ fn round_trip_every_size_including_straddlers() {
     }
     pool.debug_check_consistency();
     // 208 B class chains 3 pages: slot 19 starts at 3952 and straddles.
-    let c = pool.table.classes[pool.table.class_of(208)];
+    let c = pool.core.table.classes[pool.core.table.class_of(208)];
     assert_eq!(c.pages, 3);
     for (h, d) in &hs {
         assert_eq!(&read(&pool, *h), d);
@@ -54,12 +55,12 @@ fn objects_straddle_page_boundaries() {
         assert_eq!(read(&pool, h), pattern(i, 208));
     }
     // Find the objects whose slots cross a page boundary and check them.
-    let size = pool.table.classes[pool.table.class_of(208)].size;
+    let size = pool.core.table.classes[pool.core.table.class_of(208)].size;
     let straddlers: Vec<_> = hs
         .iter()
         .filter(|(h, _)| {
             let Loc::Mem { idx, .. } =
-                Loc::decode(pool.handles.entry(h.id()).load(Ordering::Relaxed))
+                Loc::decode(pool.core.handles.entry(h.id()).load(Ordering::Relaxed))
             else {
                 panic!()
             };
@@ -107,7 +108,7 @@ fn large_objects_for_128k_blocks() {
     for (h, ..) in hs {
         pool.free(h);
     }
-    assert_eq!(pool.stats().pages_held as usize, pool.arena.cached());
+    assert_eq!(pool.stats().pages_held as usize, pool.core.arena.cached());
 }
 
 #[test]
@@ -217,19 +218,19 @@ fn compaction_frees_sparse_zspages_and_keeps_data() {
 fn lru_moves_on_alloc_only_and_reads_mark_referenced() {
     let pool = Pool::new(PoolConfig::default());
     let a = pool.alloc(&pattern(1, 1000)).unwrap(); // zspage A of the 1000-ish class
-    let ci = pool.table.class_of(1000);
-    let per = pool.table.classes[ci].objs;
+    let ci = pool.core.table.class_of(1000);
+    let per = pool.core.table.classes[ci].objs;
     let mut rest: Vec<_> = (0..per)
         .map(|i| pool.alloc(&pattern(i as u32, 1000)).unwrap())
         .collect();
     // A filled up; the last alloc opened zspage B, which is now the LRU head.
-    let head_before = pool.classes[ci].lock().lru.head;
+    let head_before = pool.core.classes[ci].lock().lru.head;
     pool.read_with(a, |_| ()).unwrap();
-    let c = pool.classes[ci].lock();
+    let c = pool.core.classes[ci].lock();
     assert_eq!(c.lru.head, head_before, "a read does not move the LRU");
     assert_eq!(c.lru.len, 2);
     let Loc::Mem { zspage: za, .. } =
-        Loc::decode(pool.handles.entry(a.id()).load(Ordering::Relaxed))
+        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed))
     else {
         panic!()
     };
@@ -255,4 +256,164 @@ fn reentrant_read_with() {
         })
         .unwrap();
     assert_eq!(got, (b"outer".to_vec(), b"inner object".to_vec()));
+}
+
+fn backed(limit: Option<u64>) -> (Pool, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new(PoolConfig {
+        limit,
+        backing: Backing::Path(dir.path().join("backing")),
+        watch_pressure: false,
+        ..Default::default()
+    });
+    (pool, dir)
+}
+
+#[test]
+fn writeback_all_moves_everything_to_disk_and_back() {
+    let (pool, _dir) = backed(None);
+    let hs: Vec<_> = (0..500)
+        .map(|i| (pool.alloc(&pattern(i, 37 + i as usize * 7)).unwrap(), i))
+        .collect();
+    let pages = pool.stats().pages_held;
+    let r = pool.writeback(WritebackRequest::All).unwrap();
+    assert_eq!(r.objects, 500);
+    pool.debug_check_consistency();
+    let st = pool.stats();
+    assert_eq!((st.objects, st.zspages, st.disk_objects), (0, 0, 500));
+    assert_eq!(st.written_back_pages, r.pages_freed);
+    assert!(r.pages_freed + pool.core.arena.cached() as u64 >= pages);
+    assert!(st.bd_writes > 0 && st.bd_count > 0);
+    for &(h, i) in &hs {
+        assert_eq!(read(&pool, h), pattern(i, 37 + i as usize * 7));
+        assert_eq!(pool.object_len(h), 37 + i as usize * 7);
+    }
+    assert!(pool.stats().bd_reads >= 500);
+    // Free half from disk, then the rest: records dropped, file space back.
+    for &(h, _) in hs.iter().step_by(2) {
+        pool.free(h);
+    }
+    pool.debug_check_consistency();
+    for &(h, _) in hs.iter().skip(1).step_by(2) {
+        pool.free(h);
+    }
+    pool.debug_check_consistency();
+    let st = pool.stats();
+    assert_eq!((st.disk_objects, st.bd_count), (0, 0));
+    // New objects after writeback live in memory again and handles are reused.
+    let h = pool.alloc(b"fresh").unwrap();
+    assert_eq!(read(&pool, h), b"fresh");
+    pool.debug_check_consistency();
+}
+
+#[test]
+fn second_chance_rotates_referenced_zspages_once() {
+    let (pool, _dir) = backed(None);
+    // Two huge objects: two one-page zspages, a older than b.
+    let a = pool.alloc(&pattern(1, 4000)).unwrap();
+    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    read(&pool, a); // a is referenced
+    let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
+    assert_eq!((r.zspages, r.rotations), (1, 1), "{r:?}");
+    // a was rotated, b written back.
+    assert!(matches!(
+        Loc::decode(pool.core.handles.entry(b.id()).load(Ordering::Relaxed)),
+        Loc::Disk { .. }
+    ));
+    assert!(matches!(
+        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
+        Loc::Mem { .. }
+    ));
+    assert_eq!(pool.stats().second_chance, 1);
+    // Second time round its flag is clear: written back.
+    let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
+    assert_eq!((r.zspages, r.rotations), (1, 0));
+    assert_eq!(read(&pool, a), pattern(1, 4000));
+    assert_eq!(read(&pool, b), pattern(2, 4000));
+    pool.debug_check_consistency();
+}
+
+#[test]
+fn writeback_idle_takes_only_untouched_zspages() {
+    let (pool, _dir) = backed(None);
+    let a = pool.alloc(&pattern(1, 4000)).unwrap();
+    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    // First call: nothing read yet, both idle... but b is read first.
+    read(&pool, b);
+    let r = pool.writeback(WritebackRequest::Idle).unwrap();
+    assert_eq!((r.zspages, r.rotations), (1, 1), "{r:?}");
+    assert!(matches!(
+        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
+        Loc::Disk { .. }
+    ));
+    // Allocated after the previous idle call: not idle.
+    let c = pool.alloc(&pattern(3, 4000)).unwrap();
+    let r = pool.writeback(WritebackRequest::Idle).unwrap();
+    assert_eq!(
+        r.zspages, 1,
+        "b (untouched since) goes, c (new) stays: {r:?}"
+    );
+    assert!(matches!(
+        Loc::decode(pool.core.handles.entry(c.id()).load(Ordering::Relaxed)),
+        Loc::Mem { .. }
+    ));
+    pool.debug_check_consistency();
+}
+
+#[test]
+fn limit_with_backing_writes_back_instead_of_failing() {
+    let (pool, _dir) = backed(Some(16 * 4096));
+    let hs: Vec<_> = (0..200)
+        .map(|i| (pool.alloc(&pattern(i, 3000)).unwrap(), i))
+        .collect();
+    let st = pool.stats();
+    assert!(st.pages_held <= 16 + 64, "{st:?}");
+    assert!(st.disk_objects > 150 && st.pool_limit_hit > 0, "{st:?}");
+    for &(h, i) in &hs {
+        assert_eq!(read(&pool, h), pattern(i, 3000));
+    }
+    pool.debug_check_consistency();
+    // Without a backing file the same limit is hard.
+    let hard = Pool::new(PoolConfig {
+        limit: Some(16 * 4096),
+        ..Default::default()
+    });
+    let err = (0..200)
+        .map(|i| hard.alloc(&pattern(i, 3000)))
+        .find_map(Result::err)
+        .unwrap();
+    assert!(matches!(err, PoolError::LimitReached { .. }), "{err}");
+    assert!(matches!(
+        hard.writeback(WritebackRequest::All),
+        Err(PoolError::NoBacking)
+    ));
+}
+
+#[test]
+fn sparse_records_are_rewritten() {
+    let (pool, _dir) = backed(None);
+    let hs: Vec<_> = (0..600)
+        .map(|i| (pool.alloc(&pattern(i, 300)).unwrap(), i))
+        .collect();
+    pool.writeback(WritebackRequest::All).unwrap();
+    let before = pool.stats().bd_count;
+    // Keep one object in ten.
+    let kept: Vec<_> = hs.iter().filter(|(_, i)| i % 10 == 0).copied().collect();
+    for &(h, i) in &hs {
+        if i % 10 != 0 {
+            pool.free(h);
+        }
+    }
+    let freed = pool.core.rewrite_sparse_records().unwrap();
+    let st = pool.stats();
+    assert!(
+        freed > 0 && st.bd_count < before / 3,
+        "{before} -> {} ({st:?})",
+        st.bd_count
+    );
+    assert!(st.records_rewritten > 0);
+    pool.debug_check_consistency();
+    for &(h, i) in &kept {
+        assert_eq!(read(&pool, h), pattern(i, 300));
+    }
 }
