@@ -211,6 +211,8 @@ pub struct PoolStats {
     pub checksum_failures: u64,
     /// Frees that hit a zspage while writeback had it isolated.
     pub isolated_frees: u64,
+    /// Reads served from a zspage while writeback had it isolated.
+    pub isolated_reads: u64,
     /// Sparse backing records rewritten.
     pub records_rewritten: u64,
     /// Failed record writes (e.g. backing disk full).
@@ -693,7 +695,7 @@ impl Core {
     /// shrinker to get under the accept threshold); `LimitReached` only when
     /// that cannot help (no backing, backing disk full, nothing to write).
     pub fn alloc(&self, data: &[u8]) -> Result<Handle, PoolError> {
-        let mut attempts = 0;
+        let mut give_up: Option<std::time::Instant> = None;
         loop {
             match self.try_alloc(data) {
                 Err(PoolError::LimitReached {
@@ -702,8 +704,12 @@ impl Core {
                     needed,
                 }) => {
                     self.signal.over_limit();
-                    attempts += 1;
-                    if attempts > 8 || !self.reclaim_for_alloc(needed) {
+                    // Bounded in time so an allocation cannot spin forever
+                    // if other threads keep taking the room it makes.
+                    let deadline = *give_up.get_or_insert_with(|| {
+                        std::time::Instant::now() + std::time::Duration::from_secs(2)
+                    });
+                    if std::time::Instant::now() > deadline || !self.reclaim_for_alloc(needed) {
                         return Err(PoolError::LimitReached {
                             limit,
                             used,
@@ -859,6 +865,9 @@ impl Core {
                         let z = c.z_mut(zspage);
                         z.copy_out(size, idx, len, out);
                         z.referenced = true;
+                        if z.state == ZsState::Isolated {
+                            self.wb.isolated_reads.fetch_add(1, Ordering::Relaxed);
+                        }
                         Ok(())
                     }
                     Loc::Disk { .. } => {

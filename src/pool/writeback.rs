@@ -171,6 +171,7 @@ impl Core {
         c.z_mut(zid).state = ZsState::Isolated;
         c.isolated += 1;
         c.isolated_inuse += inuse;
+        self.wb.isolated_now.fetch_add(1, Ordering::Relaxed);
         // Snapshot the live objects: (slot, handle id, start in data, len).
         let mut data = Vec::with_capacity(size * inuse);
         let mut meta = Vec::with_capacity(inuse);
@@ -203,6 +204,7 @@ impl Core {
                 // Nothing lost: the zspage goes back to its lists, data in memory.
                 let pages = self.putback(&mut c, zid);
                 drop(c);
+                self.wb.isolated_now.fetch_sub(1, Ordering::Relaxed);
                 if let Some(p) = pages {
                     self.release_pages(p);
                 }
@@ -244,12 +246,12 @@ impl Core {
         bk.add_record(off, rec.len() as u64, live, live_bytes);
         let pages = self.drop_zspage(&mut c, zid);
         drop(c);
+        self.wb.isolated_now.fetch_sub(1, Ordering::Relaxed);
         let n = pages.len() as u64;
         self.release_pages(pages);
-        self.wb.bd_writes.fetch_add(
-            (rec.len() as u64).div_ceil(PAGE_SIZE as u64),
-            Ordering::Relaxed,
-        );
+        self.wb
+            .bytes_written
+            .fetch_add(rec.len() as u64, Ordering::Relaxed);
         self.wb.written_back_pages.fetch_add(n, Ordering::Relaxed);
         Ok(Step::Wrote {
             pages: n,
@@ -285,12 +287,21 @@ impl Core {
             Some(b) if !b.is_full() => {}
             _ => return false,
         }
-        let over = self
-            .pages_used
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.limit_pages.load(Ordering::Relaxed));
-        let goal = needed.div_ceil(PAGE_SIZE as u64) + over;
-        matches!(self.shrink(Pick::SecondChance, goal), Ok(r) if r.pages_freed > 0)
+        let needed = needed.div_ceil(PAGE_SIZE as u64);
+        let (used, limit) = self.pages_and_limit();
+        match self.shrink(Pick::SecondChance, needed + used.saturating_sub(limit)) {
+            Ok(r) if r.pages_freed > 0 => true,
+            // Others made the room meanwhile (their writeback or frees).
+            Ok(_) if self.pages_and_limit().0 + needed <= limit => true,
+            // Nothing on any LRU, yet pages are held: every zspage is being
+            // written back by another thread right now and its pages are
+            // about to be freed. Wait a moment and try again.
+            Ok(_) if self.pages_and_limit().0 > 0 => {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// One `pread` of the object's frame, checked before the caller sees it.
@@ -449,12 +460,16 @@ impl Core {
     pub(crate) fn wb_stats(&self, st: &mut PoolStats) {
         let w = &self.wb;
         st.bd_reads = w.bd_reads.load(Ordering::Relaxed);
-        st.bd_writes = w.bd_writes.load(Ordering::Relaxed);
+        st.bd_writes = w
+            .bytes_written
+            .load(Ordering::Relaxed)
+            .div_ceil(PAGE_SIZE as u64);
         st.written_back_pages = w.written_back_pages.load(Ordering::Relaxed);
         st.shrinker_runs = w.shrinker_runs.load(Ordering::Relaxed);
         st.second_chance = w.second_chance.load(Ordering::Relaxed);
         st.checksum_failures = w.checksum_failures.load(Ordering::Relaxed);
         st.isolated_frees = w.isolated_frees.load(Ordering::Relaxed);
+        st.isolated_reads = w.isolated_reads.load(Ordering::Relaxed);
         st.records_rewritten = w.records_rewritten.load(Ordering::Relaxed);
         st.writeback_errors = w.write_errors.load(Ordering::Relaxed);
         if let Some(b) = &self.backing {

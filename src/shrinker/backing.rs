@@ -272,13 +272,14 @@ impl BackingFile {
             Ok(()) => Ok(off),
             Err(e) => {
                 let mut s = self.space.lock();
+                self.release_locked(&mut s, off, len);
+                // After the release, which clears `full` as frees do.
                 if e.raw_os_error() == Some(libc::ENOSPC)
                     || e.kind() == io::ErrorKind::StorageFull
                     || e.kind() == io::ErrorKind::WriteZero
                 {
                     s.full_since = Some(Instant::now());
                 }
-                self.release_locked(&mut s, off, len);
                 Err(e)
             }
         }

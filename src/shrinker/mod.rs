@@ -89,8 +89,10 @@ const REWRITE_DEAD_BYTES: u64 = 1 << 20;
 pub(crate) struct WbCounters {
     /// Reads from the backing file, in 4 KiB units (zram's bd_reads).
     pub bd_reads: AtomicU64,
-    /// Writes to the backing file, in 4 KiB units (zram's bd_writes).
-    pub bd_writes: AtomicU64,
+    /// Record bytes written to the backing file (bd_writes is this / 4 KiB).
+    pub bytes_written: AtomicU64,
+    /// Zspages isolated by writeback right now, over all classes.
+    pub isolated_now: AtomicU64,
     /// Zspage pages given back by writeback (zswap's written_back_pages).
     pub written_back_pages: AtomicU64,
     /// Wake-ups of the shrinker thread that wrote something back.
@@ -100,6 +102,8 @@ pub(crate) struct WbCounters {
     pub checksum_failures: AtomicU64,
     /// Frees of objects in isolated zspages (proof writers and the shrinker overlap).
     pub isolated_frees: AtomicU64,
+    /// Reads of objects in isolated zspages.
+    pub isolated_reads: AtomicU64,
     pub records_rewritten: AtomicU64,
     pub write_errors: AtomicU64,
     /// Clock at the previous `writeback idle`; u64::MAX before the first.
@@ -110,12 +114,14 @@ impl Default for WbCounters {
     fn default() -> Self {
         WbCounters {
             bd_reads: AtomicU64::new(0),
-            bd_writes: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            isolated_now: AtomicU64::new(0),
             written_back_pages: AtomicU64::new(0),
             shrinker_runs: AtomicU64::new(0),
             second_chance: AtomicU64::new(0),
             checksum_failures: AtomicU64::new(0),
             isolated_frees: AtomicU64::new(0),
+            isolated_reads: AtomicU64::new(0),
             records_rewritten: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             idle_mark: AtomicU64::new(u64::MAX),
