@@ -156,6 +156,7 @@ fn bench(c: &mut Criterion) {
     let mut rng = Rng(0x1234_5678);
     let src = fill(&mut rng, 4096);
     memory_ratio(&sizes);
+    writeback_figures(&sizes);
 
     // Steady-state churn.
     let mut g = c.benchmark_group("churn");
@@ -288,6 +289,55 @@ fn memory_ratio(sizes: &Sizes) {
         after.huge_objects
     );
     pool.debug_check_consistency();
+}
+
+/// Writeback of a whole pool to an unlinked file in $TMPDIR and reading it
+/// all back (one pread per object; the file is still in the page cache, so
+/// this is the pool's cost, not the disk's). Printed, not timed by criterion.
+fn writeback_figures(sizes: &Sizes) {
+    use std::time::Instant;
+    use zsfs::pool::WritebackRequest;
+    let mut rng = Rng(7);
+    let src = fill(&mut rng, 4096);
+    let pool = Pool::new(PoolConfig {
+        backing: zsfs::config::Backing::TempFile,
+        watch_pressure: false,
+        ..Default::default()
+    });
+    let hs: Vec<(Handle, usize)> = (0..50_000)
+        .map(|_| {
+            let len = sizes.sample(&mut rng);
+            (pool.alloc(&src[..len]).unwrap(), len)
+        })
+        .collect();
+    let bytes: usize = hs.iter().map(|&(_, l)| l).sum();
+    let mb = bytes as f64 / 1e6;
+    let t = Instant::now();
+    let r = pool.writeback(WritebackRequest::All).unwrap();
+    let wt = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut order: Vec<usize> = (0..hs.len()).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.next() as usize % (i + 1));
+    }
+    for &i in &order {
+        let (h, len) = hs[i];
+        assert_eq!(pool.read_with(h, |d| d.len()).unwrap(), len);
+    }
+    let rt = t.elapsed().as_secs_f64();
+    let st = pool.stats();
+    println!(
+        "writeback: {} objects, {mb:.0} MB: writeback all {:.0} MB/s ({} zspages, {} pages freed); \
+         random read-back {:.0} MB/s = {:.0} K objects/s; bd_count {} pages for {} object pages",
+        hs.len(),
+        mb / wt,
+        r.zspages,
+        r.pages_freed,
+        mb / rt,
+        hs.len() as f64 / rt / 1e3,
+        st.bd_count,
+        st.disk_bytes.div_ceil(4096)
+    );
 }
 
 criterion_group!(benches, bench);

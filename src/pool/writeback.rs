@@ -49,9 +49,8 @@ enum Step {
         objects: u64,
     },
     Rotated,
-    /// Lost a race with an allocation or another writer; look again.
+    /// This class's tail is not the pool's coldest (any more); look again.
     Retry,
-    Done,
 }
 
 impl Core {
@@ -85,56 +84,73 @@ impl Core {
     /// left to take. Stops at the first write error (disk full: the zspage
     /// stays in memory, see `writeback_zspage`).
     pub(crate) fn shrink(&self, pick: Pick, goal: u64) -> Result<WritebackReport, PoolError> {
+        let mark = match pick {
+            Pick::Idle { mark } | Pick::All { mark } => mark,
+            Pick::SecondChance => u64::MAX,
+        };
         let mut rep = WritebackReport::default();
-        while rep.pages_freed < goal {
-            match self.shrink_one(pick)? {
-                Step::Wrote { pages, objects } => {
-                    rep.zspages += 1;
-                    rep.pages_freed += pages;
-                    rep.objects += objects;
+        'scan: while rep.pages_freed < goal {
+            let Some((ci, stamp, next)) = self.coldest_class() else {
+                break;
+            };
+            if stamp >= mark {
+                break;
+            }
+            // Take from this class while its tail is older than every other
+            // class's tail: one scan of the classes serves a whole run.
+            let bound = next.min(mark);
+            loop {
+                match self.shrink_one(ci, pick, bound)? {
+                    Step::Wrote { pages, objects } => {
+                        rep.zspages += 1;
+                        rep.pages_freed += pages;
+                        rep.objects += objects;
+                        if rep.pages_freed >= goal {
+                            break 'scan;
+                        }
+                    }
+                    Step::Rotated => rep.rotations += 1,
+                    Step::Retry => continue 'scan,
                 }
-                Step::Rotated => rep.rotations += 1,
-                Step::Retry => {}
-                Step::Done => break,
             }
         }
         Ok(rep)
     }
 
-    /// The class whose LRU tail is the oldest zspage in the pool, and its
-    /// stamp. Each class LRU is ordered by stamp, so this is the global LRU
-    /// tail without a global list (and without a global lock on `alloc`).
-    fn coldest_class(&self) -> Option<(usize, u64)> {
+    /// The class whose LRU tail is the oldest zspage in the pool, its stamp,
+    /// and the next oldest tail's stamp (u64::MAX if none). Each class LRU is
+    /// ordered by stamp, so this is the global LRU order without a global
+    /// list (and without a global lock on `alloc`).
+    fn coldest_class(&self) -> Option<(usize, u64, u64)> {
         let mut best: Option<(usize, u64)> = None;
+        let mut next = u64::MAX;
         for (ci, c) in self.classes.iter().enumerate() {
             let c = c.lock();
             if c.lru.tail != NIL {
                 let stamp = c.z(c.lru.tail).stamp;
-                if best.is_none_or(|(_, s)| stamp < s) {
-                    best = Some((ci, stamp));
+                match best {
+                    Some((_, s)) if stamp >= s => next = next.min(stamp),
+                    _ => {
+                        if let Some((_, s)) = best {
+                            next = next.min(s);
+                        }
+                        best = Some((ci, stamp));
+                    }
                 }
             }
         }
-        best
+        best.map(|(ci, s)| (ci, s, next))
     }
 
-    fn shrink_one(&self, pick: Pick) -> Result<Step, PoolError> {
-        let Some((ci, stamp)) = self.coldest_class() else {
-            return Ok(Step::Done);
-        };
-        let mark = match pick {
-            Pick::Idle { mark } | Pick::All { mark } => mark,
-            Pick::SecondChance => u64::MAX,
-        };
-        if stamp >= mark {
-            return Ok(Step::Done);
-        }
+    /// Write back (or give a second chance to) the LRU tail of class `ci`
+    /// if it is older than `bound`; `Retry` when it is not (look again).
+    fn shrink_one(&self, ci: usize, pick: Pick, bound: u64) -> Result<Step, PoolError> {
         let mut c = self.classes[ci].lock();
         let zid = c.lru.tail;
-        if zid == NIL || c.z(zid).stamp >= mark {
+        if zid == NIL || c.z(zid).stamp >= bound {
             return Ok(Step::Retry);
         }
-        if pick != (Pick::All { mark }) && c.z(zid).referenced {
+        if !matches!(pick, Pick::All { .. }) && c.z(zid).referenced {
             // Second chance: clear the flag and move it to the head, as if
             // just allocated into. List surgery by the shrinker, under the
             // class lock, on a Listed zspage.
@@ -262,7 +278,7 @@ impl Core {
     /// Undo an isolation (the write failed). The zspage goes to the head of
     /// the LRU with a fresh stamp so a failing disk is not retried on it at
     /// once; an isolated zspage emptied by frees is dropped instead.
-    fn putback(&self, c: &mut Class, zid: u32) -> Option<Box<[Page]>> {
+    pub(super) fn putback(&self, c: &mut Class, zid: u32) -> Option<Box<[Page]>> {
         let inuse = c.z(zid).inuse;
         if inuse == 0 {
             return Some(self.drop_zspage(c, zid));
