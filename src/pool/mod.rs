@@ -1301,8 +1301,12 @@ impl Core {
     pub(crate) fn watch_pressure(&self) -> bool {
         self.config.watch_pressure
     }
+    /// Shrinker-thread writeback of `pages` pages, coldest first; the freed
+    /// pages really go back to the kernel (no resident cache kept).
     pub(crate) fn shrink_second_chance(&self, pages: u64) -> Result<WritebackReport, PoolError> {
-        self.shrink(writeback::Pick::SecondChance, pages)
+        let r = self.shrink(writeback::Pick::SecondChance, pages);
+        self.arena.trim();
+        r
     }
 }
 

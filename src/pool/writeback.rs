@@ -59,6 +59,13 @@ impl Core {
         if self.backing.is_none() {
             return Err(PoolError::NoBacking);
         }
+        let r = self.writeback_inner(req);
+        // Writeback is for giving memory back: do not keep freed pages resident.
+        self.arena.trim();
+        r
+    }
+
+    fn writeback_inner(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {
         // Relaxed: the clock only orders zspages by allocation time.
         let now = self.clock.load(Ordering::Relaxed);
         match req {

@@ -468,6 +468,16 @@ impl BackingFile {
     }
 }
 
+impl Drop for BackingFile {
+    fn drop(&mut self) {
+        // Records are useless once the pool is gone: give the disk space back
+        // (a temporary file is unlinked and disappears by itself).
+        if let Err(e) = self.file.set_len(FILE_HEADER) {
+            log::warn!("backing file {}: truncating on close: {e}", self.name);
+        }
+    }
+}
+
 /// Build a record from frames `(handle id, data)`; returns the bytes and
 /// each frame's offset inside the record.
 pub(crate) fn build_record(frames: &[(u32, &[u8])]) -> (Vec<u8>, Vec<u64>) {
