@@ -343,6 +343,8 @@ pub struct Fs {
     control_name: Box<[u8]>,
     /// Who may write the control file besides root.
     owner_uid: u32,
+    /// Unix time of the last "size= reached" warning (rate limit).
+    last_full_warning: AtomicU64,
 }
 
 fn now() -> SystemTime {
@@ -383,6 +385,7 @@ impl Fs {
             block_size,
             control_name: config.control_name.as_bytes().into(),
             owner_uid,
+            last_full_warning: AtomicU64::new(0),
         };
         let t = now();
         let mut root_dir = Dir::new(ROOT_INO);
@@ -1212,12 +1215,25 @@ impl Fs {
             i.ctime = t;
         }
         if r == Err(Errno(libc::ENOSPC)) {
-            log::warn!(
-                "size={} reached: write refused; raise size= or delete files",
-                self.space.max * u64::from(self.block_size)
-            );
+            self.warn_full();
         }
         r
+    }
+
+    /// Make a regular file at least `size` bytes long, the growth a hole.
+    /// For a page-cache writeback the space limit refused: the kernel
+    /// already counts those bytes in the file, so ours must too (they read
+    /// as zeros; the writer is told ENOSPC).
+    pub fn grow_to(&self, ino: Ino, size: u64) -> FsResult<()> {
+        let n = self.get(ino)?;
+        let mut i = n.inner.write();
+        let Content::File(f) = &mut i.content else {
+            return err(libc::EINVAL);
+        };
+        if size > f.size {
+            f.truncate(&self.fcx(), size)?;
+        }
+        Ok(())
     }
 
     /// Compress a file's write buffer (fsync, flush, release).
@@ -1289,6 +1305,23 @@ impl Fs {
             ffree: self.max_inodes.saturating_sub(inodes),
             bsize: self.block_size,
             namelen: NAME_MAX as u32,
+        }
+    }
+
+    /// Say once per minute at most that `size=` refused a write.
+    fn warn_full(&self) {
+        let now_s = now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let last = self.last_full_warning.swap(now_s, Ordering::Relaxed);
+        if now_s >= last + 60 {
+            log::warn!(
+                "size={} bytes reached: writes fail with ENOSPC; raise size= or delete files",
+                self.space.max * u64::from(self.block_size)
+            );
+        } else {
+            self.last_full_warning.store(last, Ordering::Relaxed);
         }
     }
 

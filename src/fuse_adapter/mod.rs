@@ -10,14 +10,25 @@
 //! pages are dirty), parallel directory operations, readdirplus, 1 MiB
 //! writes, and for `cache=none` direct I/O on every file with
 //! FUSE_DIRECT_IO_ALLOW_MMAP so shared mmap still works.
+//!
+//! # ENOSPC under the writeback cache
+//! With the writeback cache, write(2) only fills the kernel's page cache;
+//! the data reaches us later, and a write refused then (size= reached)
+//! would only surface at fsync/close, while a writer like `yes > f` would
+//! keep going forever. So when a page-cache write is refused we remember
+//! the inode in `enospc`, grow our size to match the kernel's (a hole), and
+//! invalidate the inode's cached attributes. The kernel then asks for
+//! attributes (a GETATTR carrying the file handle) at the writer's next
+//! write(2), and we answer ENOSPC, which write(2) returns: tmpfs behaviour,
+//! one write late.
 
 use crate::config::{CacheMode, Config};
 use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -26,6 +37,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// How long the kernel may cache attributes and entries. Only this mount
@@ -47,6 +59,11 @@ pub struct ZsfsFuse {
     control: Mutex<HashMap<u64, Vec<u8>>>,
     /// Next control-file handle (0 is what regular files get).
     next_fh: AtomicU64,
+    /// Inodes with a page-cache write refused for space that no write(2)
+    /// has reported yet (see the module comment).
+    enospc: Mutex<std::collections::HashSet<u64>>,
+    /// Set once the session exists; used to invalidate cached attributes.
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
 fn errno(e: fs::Errno) -> Errno {
@@ -106,6 +123,22 @@ impl ZsfsFuse {
             cache: config.cache,
             control: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            enospc: Mutex::new(Default::default()),
+            notifier: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// A page-cache write of `len` bytes at `off` to `ino` was refused for
+    /// space: arrange for the writer's next write(2) to see ENOSPC.
+    fn cached_write_refused(&self, ino: u64, off: u64, len: u64) {
+        if let Err(e) = self.fs.grow_to(ino, off.saturating_add(len)) {
+            log::warn!("inode {ino}: cannot match the kernel's file size after ENOSPC: {e}");
+        }
+        self.enospc.lock().insert(ino);
+        if let Some(n) = self.notifier.get() {
+            if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                log::debug!("inval_inode({ino}) after ENOSPC: {e}");
+            }
         }
     }
 
@@ -184,7 +217,13 @@ impl Filesystem for ZsfsFuse {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // A GETATTR with a file handle comes from the write(2) path (see
+        // the module comment); report a pending ENOSPC there, once.
+        if fh.is_some() && self.enospc.lock().remove(&ino.0) {
+            reply.error(Errno::ENOSPC);
+            return;
+        }
         match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&TTL, &fattr(&a)),
             Err(e) => reply.error(errno(e)),
@@ -372,12 +411,19 @@ impl Filesystem for ZsfsFuse {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write(ino.0, offset, data) {
+        let r = self.fs.write(ino.0, offset, data);
+        let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+        match r {
+            Ok(n) if n == data.len() || !from_cache => reply.written(n as u32),
+            Ok(_) | Err(fs::Errno(libc::ENOSPC)) if from_cache => {
+                self.cached_write_refused(ino.0, offset, data.len() as u64);
+                reply.error(Errno::ENOSPC);
+            }
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
@@ -409,6 +455,8 @@ impl Filesystem for ZsfsFuse {
             reply.ok();
             return;
         }
+        // close() already reported the error through flush.
+        self.enospc.lock().remove(&ino.0);
         Self::empty(self.fs.flush(ino.0), reply);
     }
 
@@ -570,6 +618,21 @@ impl Filesystem for ZsfsFuse {
         }
     }
 
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No ioctls; ENOTTY is what isatty() and friends expect.
+        reply.error(Errno::ENOTTY);
+    }
+
     fn fallocate(
         &self,
         _req: &Request,
@@ -630,5 +693,9 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
     }
     fcfg.n_threads = Some(config.threads.max(1));
     fcfg.clone_fd = true;
-    fuser::Session::new(ZsfsFuse::new(config), mountpoint, &fcfg)
+    let fs = ZsfsFuse::new(config);
+    let notifier = fs.notifier.clone();
+    let session = fuser::Session::new(fs, mountpoint, &fcfg)?;
+    let _ = notifier.set(session.notifier());
+    Ok(session)
 }
