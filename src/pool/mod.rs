@@ -54,6 +54,19 @@
 //! Handle entries are read without a lock only to learn the object's length
 //! (hence class) and whether it is in memory or on disk; whoever acts on the
 //! location reads the entry again under the lock that guards it.
+//!
+//! # Atomic orderings
+//!
+//! - Handle entries: every store is `Release`, every load `Acquire`. The one
+//!   case that needs it: a reader that sees an on-disk location must see the
+//!   record that was `pwrite`n before the location was stored. In-memory
+//!   locations are also ordered by the class lock; using one rule for all
+//!   entry accesses keeps every site obviously right.
+//! - Statistics counters, the LRU clock and the page reservation counter:
+//!   `Relaxed`. They publish no other memory; the data they count is guarded
+//!   by the class locks. (The reservation is a CAS loop only to make
+//!   check-and-add atomic.)
+//! - The handle table's directory: see `handles.rs`.
 
 mod class;
 mod handles;
