@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 use std::collections::HashMap;
-use zsfs::pool::{Handle, Pool, PoolConfig, PoolError};
+use zsfs::config::Backing;
+use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -12,6 +13,8 @@ enum Op {
     Free(usize),
     Compact,
     Limit(Option<u64>),
+    Writeback(WritebackRequest),
+    CompactBacking,
 }
 
 fn op(max: usize) -> impl Strategy<Value = Op> {
@@ -25,6 +28,16 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
+fn op_wb(max: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => op(max),
+        1 => Just(Op::Writeback(WritebackRequest::All)),
+        1 => Just(Op::Writeback(WritebackRequest::Idle)),
+        2 => (1u64..100_000).prop_map(|n| Op::Writeback(WritebackRequest::Bytes(n))),
+        1 => Just(Op::CompactBacking),
+    ]
+}
+
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| seed.wrapping_add((i * 13 + i / 97) as u8))
@@ -33,6 +46,7 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
 
 fn run(config: PoolConfig, ops: Vec<Op>) {
     let max = config.max_object_size;
+    let backed = config.backing != Backing::None;
     let pool = Pool::new(config);
     let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut live: Vec<Handle> = Vec::new();
@@ -56,10 +70,16 @@ fn run(config: PoolConfig, ops: Vec<Op>) {
                     }) => {
                         assert!(used + needed > limit);
                         let after = pool.stats();
+                        // Nothing half-done (writeback may have moved objects to disk).
                         assert_eq!(
-                            (before.objects, before.zspages),
-                            (after.objects, after.zspages)
+                            before.objects + before.disk_objects,
+                            after.objects + after.disk_objects
                         );
+                        if backed {
+                            assert!(needed > limit, "with a backing file only a zspage larger than the limit is refused");
+                        } else {
+                            assert_eq!(before.zspages, after.zspages);
+                        }
                     }
                     Err(e) => panic!("{e}"),
                 }
@@ -79,13 +99,19 @@ fn run(config: PoolConfig, ops: Vec<Op>) {
                 pool.compact();
             }
             Op::Limit(l) => pool.set_limit(l),
+            Op::Writeback(req) => {
+                pool.writeback(req).unwrap();
+            }
+            Op::CompactBacking => {
+                pool.compact_backing().unwrap();
+            }
             _ => {}
         }
         pool.debug_check_consistency();
         let st = pool.stats();
-        assert_eq!(st.objects as usize, model.len());
+        assert_eq!((st.objects + st.disk_objects) as usize, model.len());
         assert_eq!(
-            st.bytes_stored as usize,
+            (st.bytes_stored + st.disk_bytes) as usize,
             model.values().map(Vec::len).sum::<usize>()
         );
     }
@@ -98,11 +124,25 @@ fn run(config: PoolConfig, ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=N runs more cases.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn pool_matches_model_4k(ops in prop::collection::vec(op(4096), 1..400)) {
         run(PoolConfig::default(), ops);
+    }
+
+    #[test]
+    fn pool_with_writeback_matches_model(ops in prop::collection::vec(op_wb(4096), 1..300)) {
+        let dir = tempfile::tempdir().unwrap();
+        run(PoolConfig {
+            backing: Backing::Path(dir.path().join("backing")),
+            watch_pressure: false,
+            ..Default::default()
+        }, ops);
     }
 
     #[test]

@@ -1413,6 +1413,11 @@ impl Pool {
     pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {
         self.core.writeback(req)
     }
+    /// Rewrite mostly-dead backing-file records (the shrinker does this by
+    /// itself once 1 MiB is dead); returns the file bytes given back.
+    pub fn compact_backing(&self) -> Result<u64, PoolError> {
+        self.core.rewrite_sparse_records()
+    }
     /// Ask the shrinker thread to write back; returns at once.
     pub fn request_writeback(&self, req: WritebackRequest) -> Result<(), PoolError> {
         if self.shrinker.is_none() {
