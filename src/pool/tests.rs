@@ -479,3 +479,44 @@ fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
     core.release_pages(pages.unwrap());
     pool.debug_check_consistency();
 }
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn shrinker_thread_gets_under_the_accept_threshold_and_serves_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new(PoolConfig {
+        limit: Some(100 * 4096),
+        accept_threshold: 50,
+        backing: Backing::Path(dir.path().join("backing")),
+        watch_pressure: false,
+        ..Default::default()
+    });
+    let mut hs = Vec::new();
+    let mut i = 0;
+    while pool.stats().pool_limit_hit == 0 {
+        hs.push((pool.alloc(&pattern(i, 3000)).unwrap(), i));
+        i += 1;
+    }
+    // Hysteresis: the thread writes back to 50 % of the limit, not just below it.
+    wait_for("shrinker to reach the accept threshold", || {
+        pool.core.pages_and_limit().0 <= 50
+    });
+    assert!(pool.stats().shrinker_runs > 0);
+    // An asynchronous request: everything goes.
+    pool.request_writeback(WritebackRequest::All).unwrap();
+    wait_for("writeback all", || pool.stats().zspages == 0);
+    for &(h, i) in &hs {
+        assert_eq!(read(&pool, h), pattern(i, 3000));
+    }
+    pool.debug_check_consistency();
+}

@@ -607,6 +607,45 @@ mod tests {
     }
 
     #[test]
+    fn dead_records_are_punched_and_the_tail_truncated() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bk");
+        let b = BackingFile::create_at(&p).unwrap();
+        let data = vec![7u8; 64 * 1024];
+        let (rec, offs) = build_record(&[(1, &data)]);
+        let at: Vec<u64> = (0..3)
+            .map(|_| {
+                let o = b.write_record(&rec).unwrap();
+                b.add_record(o, rec.len() as u64, 1, data.len() as u64);
+                o
+            })
+            .collect();
+        b.file.sync_all().unwrap();
+        let blocks = |p: &Path| std::fs::metadata(p).unwrap().blocks() * 512;
+        let full = blocks(&p);
+        assert!(full >= 3 * 64 * 1024, "{full}");
+        // The middle record dies: its whole blocks are punched.
+        b.frame_dead(at[1] + offs[0], data.len());
+        let punched = blocks(&p);
+        assert!(
+            punched <= full - 60 * 1024,
+            "{full} -> {punched} bytes on disk"
+        );
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            at[2] + rec.len() as u64
+        );
+        // The last one dies: the file is cut back to the first record.
+        b.frame_dead(at[2] + offs[0], data.len());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            at[0] + rec.len() as u64
+        );
+        b.check();
+    }
+
+    #[test]
     fn refuses_foreign_files_and_creates_0600() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,10 @@ const PSI_SOME_AVG10: f64 = 10.0;
 const AVAILABLE_SHARE: u64 = 20;
 
 pub(crate) struct Monitor {
+    /// `/proc/pressure/memory`.
+    psi: PathBuf,
+    /// `/proc/meminfo`.
+    meminfo: PathBuf,
     /// `/sys/fs/cgroup/<our cgroup>` when it has a `memory.high`.
     cgroup: Option<PathBuf>,
 }
@@ -26,12 +30,16 @@ impl Monitor {
             .and_then(|t| cgroup_v2_path(&t))
             .map(|p| PathBuf::from("/sys/fs/cgroup").join(p.trim_start_matches('/')))
             .filter(|d| d.join("memory.high").exists());
-        Monitor { cgroup }
+        Monitor {
+            psi: "/proc/pressure/memory".into(),
+            meminfo: "/proc/meminfo".into(),
+            cgroup,
+        }
     }
 
     /// Why the system is under memory pressure, or None.
     pub fn under_pressure(&self) -> Option<String> {
-        if let Some(v) = std::fs::read_to_string("/proc/pressure/memory")
+        if let Some(v) = std::fs::read_to_string(&self.psi)
             .ok()
             .and_then(|t| psi_some_avg10(&t))
         {
@@ -39,7 +47,7 @@ impl Monitor {
                 return Some(format!("memory PSI some avg10={v:.2}"));
             }
         }
-        if let Some((total, avail)) = std::fs::read_to_string("/proc/meminfo")
+        if let Some((total, avail)) = std::fs::read_to_string(&self.meminfo)
             .ok()
             .and_then(|t| meminfo(&t))
         {
@@ -107,5 +115,31 @@ mod tests {
         assert_eq!(cgroup_v2_path("12:memory:/foo\n"), None);
         // Runs on this machine without panicking whatever it finds.
         let _ = Monitor::new().under_pressure();
+    }
+
+    #[test]
+    fn each_signal_counts() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |n: &str, t: &str| std::fs::write(d.path().join(n), t).unwrap();
+        w("psi", "some avg10=0.50 avg60=0 avg300=0 total=1\n");
+        w("mi", "MemTotal: 1000 kB\nMemAvailable: 900 kB\n");
+        w("memory.high", "1000000\n");
+        w("memory.current", "100\n");
+        let m = Monitor {
+            psi: d.path().join("psi"),
+            meminfo: d.path().join("mi"),
+            cgroup: Some(d.path().into()),
+        };
+        assert_eq!(m.under_pressure(), None);
+        w("psi", "some avg10=25.00 avg60=0 avg300=0 total=1\n");
+        assert!(m.under_pressure().unwrap().contains("PSI"));
+        w("psi", "some avg10=0.00 avg60=0 avg300=0 total=1\n");
+        w("mi", "MemTotal: 1000 kB\nMemAvailable: 40 kB\n");
+        assert!(m.under_pressure().unwrap().contains("MemAvailable"));
+        w("mi", "MemTotal: 1000 kB\nMemAvailable: 900 kB\n");
+        w("memory.current", "950000\n");
+        assert!(m.under_pressure().unwrap().contains("memory.high"));
+        w("memory.high", "max\n");
+        assert_eq!(m.under_pressure(), None, "memory.high=max is no limit");
     }
 }
