@@ -27,8 +27,8 @@
 //! - SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one
 //!   thread with `sigwait`, which unmounts (lazily if the mount is busy);
 //!   the request loops then see ENODEV, `run` returns and the daemon exits
-//!   0. A second signal aborts the FUSE connection for a daemon stuck
-//!   behind a busy lazy unmount.
+//!   0. A second signal makes a daemon kept alive by a busy, lazily
+//!   detached mount exit (status 1), which aborts the FUSE connection.
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -159,10 +159,9 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
     }
     let unmounter = session.unmount_callable();
     let mp = mountpoint.to_path_buf();
-    let dev_for_abort = dev.clone();
     if let Err(e) = std::thread::Builder::new()
         .name("zsfs-signals".into())
-        .spawn(move || signal_thread(sigs, unmounter, mp, dev_for_abort))
+        .spawn(move || signal_thread(sigs, unmounter, mp))
     {
         drop(session);
         return fail(
@@ -185,6 +184,16 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
     watcher.clean_exit();
     match result {
         Ok(()) => EXIT_OK,
+        // A request loop that was reading a request at the moment the
+        // unmount tore the connection down gets ECONNABORTED rather than
+        // ENODEV (the kernel's fuse_dev_do_read); the unmount is still clean.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+            log::info!(
+                "zsfs on {}: connection closed during a read ({e}); unmounted",
+                mountpoint.display()
+            );
+            EXIT_OK
+        }
         Err(e) => {
             log::error!(
                 "zsfs on {}: session ended with an error: {e}",
@@ -209,6 +218,18 @@ fn mount_error_message(config: &Config, mountpoint: &Path, e: &io::Error) -> Str
         return format!(
             "cannot mount {mp}: /dev/fuse is missing; load the module (modprobe fuse) or \
              install fuse3"
+        );
+    }
+    if !is_root()
+        && File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .is_err()
+    {
+        return format!(
+            "cannot mount {mp}: /dev/fuse is not readable and writable by you ({text}); \
+             it is normally mode 0666 (set by udev): `chmod 0666 /dev/fuse` as root"
         );
     }
     let who = if is_root() {
@@ -242,7 +263,6 @@ fn signal_thread(
     sigs: libc::sigset_t,
     mut unmounter: fuser::SessionUnmounter,
     mountpoint: PathBuf,
-    dev: Option<String>,
 ) {
     let mut count = 0;
     loop {
@@ -264,10 +284,13 @@ fn signal_thread(
                 lazy_unmount(&mountpoint);
             }
         } else {
-            log::warn!("signal {sig} again: aborting the FUSE connection");
-            if let Some(dev) = &dev {
-                abort_connection(dev);
-            }
+            // Exiting closes /dev/fuse, which aborts the connection: what is
+            // still open in the detached mount gets errors, as asked twice.
+            log::warn!(
+                "signal {sig} again: exiting; files still open under {} lose their data",
+                mountpoint.display()
+            );
+            std::process::exit(EXIT_FAIL);
         }
     }
 }
@@ -293,14 +316,6 @@ pub(crate) fn lazy_unmount(mountpoint: &Path) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
-}
-
-/// Write to fusectl's `abort` for the connection (its number is the minor
-/// of the mount's device). Root only; a no-op elsewhere.
-fn abort_connection(dev: &str) {
-    if let Some((_, minor)) = dev.split_once(':') {
-        let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
-    }
 }
 
 /// Tell systemd (Type=notify) that the mount is ready, when run under it.
@@ -398,6 +413,9 @@ impl Watcher {
 
 /// The watcher process. Never returns.
 fn watcher_main(pipe: OwnedFd, mountpoint: &CString) -> ! {
+    // Named first, so that nothing sees two processes called zsfs for long.
+    // SAFETY: prctl with a valid NUL-terminated name.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"zsfs-watch".as_ptr(), 0, 0, 0) };
     let keep = pipe.as_raw_fd();
     close_other_fds(keep);
     // SAFETY: plain libc calls on constant arguments / our own descriptors.
@@ -412,7 +430,6 @@ fn watcher_main(pipe: OwnedFd, mountpoint: &CString) -> ! {
             }
         }
         libc::chdir(c"/".as_ptr());
-        libc::prctl(libc::PR_SET_NAME, c"zsfs-watch".as_ptr(), 0, 0, 0);
         // A Ctrl-C or SIGTERM meant for the daemon must not end the watcher
         // first; it ends by itself once the daemon is gone.
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {

@@ -76,7 +76,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
+    )
+    .init();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Stats {
