@@ -263,6 +263,24 @@ impl MountGuard {
         std::fs::read_to_string(self.log_dir.path().join("daemon.log")).unwrap_or_default()
     }
 
+    /// Unmount and assert that the daemon exited 0, showing its log if not.
+    pub fn unmount_clean(mut self) {
+        let path = self.path().to_path_buf();
+        assert!(
+            unmount(&path),
+            "cannot unmount {}; log:\n{}",
+            path.display(),
+            self.log()
+        );
+        let st = self.wait_exit();
+        assert!(
+            st.success(),
+            "zsfs -o '{}' exited with {st} after a clean unmount; log:\n{}",
+            self.options,
+            self.log()
+        );
+    }
+
     /// Wait for the daemon to exit by itself (after a signal or an unmount
     /// done by the test) and return its status; kills it and panics after
     /// [`EXIT_TIMEOUT`].
@@ -365,4 +383,62 @@ pub fn find_program(prog: &str) -> Option<PathBuf> {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
     dirs.into_iter().map(|d| d.join(prog)).find(|p| p.is_file())
+}
+
+/// Make sure the local user `name` exists (with a group of the same name),
+/// creating it as a system user without a home if it does not. Root only;
+/// the test suites that switch users (pjdfstest, the ordinary-user mount)
+/// need one.
+pub fn ensure_user(name: &str) {
+    let exists = Command::new("id")
+        .arg("-u")
+        .arg(name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
+        return;
+    }
+    assert!(
+        is_root(),
+        "user `{name}` is missing and only root can create it"
+    );
+    let out = Command::new("useradd")
+        .args(["--system", "--user-group", "--no-create-home", "--shell"])
+        .arg("/usr/sbin/nologin")
+        .arg(name)
+        .output()
+        .expect("run useradd");
+    // Another test binary may have created it meanwhile (exit 9: exists).
+    assert!(
+        out.status.success() || out.status.code() == Some(9),
+        "useradd {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Uid and primary gid of a local user.
+pub fn user_ids(name: &str) -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").arg(flag).arg(name).output().expect("id");
+        assert!(out.status.success(), "no user {name}");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// Drop the kernel's clean page cache, dentries and inodes, so the next
+/// read of a file goes to the filesystem. Root only.
+pub fn drop_caches() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", "3").expect("echo 3 > /proc/sys/vm/drop_caches");
+}
+
+/// The path of a required external program, or a panic that says how to
+/// install it (a runner that silently skips cannot show 0 failures).
+pub fn require_program(prog: &str, install: &str) -> PathBuf {
+    find_program(prog)
+        .unwrap_or_else(|| panic!("`{prog}` is not installed; install it with: {install}"))
 }
