@@ -1,0 +1,498 @@
+//! POSIX behaviour through a real mount: std::fs (and libc where std has no
+//! call) against a zsfs mounted by [`MountGuard`], which unmounts even when
+//! a test panics. Every test checks results, not just that calls succeed.
+
+mod common;
+
+use common::*;
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap()
+}
+
+/// Pseudo-random bytes (xorshift), incompressible.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn control_stat(mnt: &Path, key: &str) -> u64 {
+    let text = fs::read_to_string(mnt.join(".zsfs")).unwrap();
+    text.lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some(key)).then(|| it.next().unwrap().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{key} not in control file:\n{text}"))
+}
+
+fn file_io(mnt: &Path) {
+    let p = mnt.join("f");
+    fs::write(&p, b"hello world").unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"hello world");
+    // Overwrite in the middle, append, read at offsets.
+    let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
+    f.write_all_at(b"WORLD", 6).unwrap();
+    let mut a = OpenOptions::new().append(true).open(&p).unwrap();
+    a.write_all(b"!!").unwrap();
+    drop(a);
+    assert_eq!(fs::read(&p).unwrap(), b"hello WORLD!!");
+    let mut buf = [0u8; 5];
+    f.read_exact_at(&mut buf, 6).unwrap();
+    assert_eq!(&buf, b"WORLD");
+    // A big file of mixed content across many blocks.
+    let mut big = noise(3 << 20, 7);
+    big.extend(std::iter::repeat_n(0u8, 1 << 20));
+    big.extend(
+        b"some text that compresses well. "
+            .iter()
+            .cycle()
+            .take(2 << 20),
+    );
+    let q = mnt.join("big");
+    fs::write(&q, &big).unwrap();
+    assert_eq!(fs::metadata(&q).unwrap().len(), big.len() as u64);
+    assert!(fs::read(&q).unwrap() == big, "big file differs");
+    // Unaligned small writes across block boundaries, read back at once.
+    let r = File::create(mnt.join("small")).unwrap();
+    let mut model = vec![0u8; 20000];
+    for i in 0..2000usize {
+        let off = (i * 37) % 19990;
+        let chunk = [(i % 251) as u8; 7];
+        r.write_all_at(&chunk, off as u64).unwrap();
+        model[off..off + 7].copy_from_slice(&chunk);
+    }
+    let len = model.iter().rposition(|&b| b != 0).unwrap() + 1;
+    let got = fs::read(mnt.join("small")).unwrap();
+    assert!(got.len() >= len && got[..len] == model[..len]);
+}
+
+#[test]
+fn files_read_back_what_was_written() {
+    let m = MountGuard::new("");
+    file_io(m.path());
+}
+
+#[test]
+fn files_read_back_with_cache_none() {
+    let m = MountGuard::new("cache=none");
+    file_io(m.path());
+}
+
+#[test]
+fn files_read_back_with_large_blocks() {
+    let m = MountGuard::new("block_size=128k");
+    file_io(m.path());
+}
+
+#[test]
+fn directories_links_and_rename() {
+    let m = MountGuard::new("");
+    let r = m.path();
+    fs::create_dir_all(r.join("a/b/c")).unwrap();
+    fs::write(r.join("a/b/c/f"), b"x").unwrap();
+    assert_eq!(fs::metadata(r.join("a")).unwrap().nlink(), 3);
+    let mut names: Vec<_> = fs::read_dir(r)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".zsfs", "a"]);
+    assert_eq!(
+        fs::remove_dir(r.join("a/b")).unwrap_err().raw_os_error(),
+        Some(libc::ENOTEMPTY)
+    );
+    // Hard link and symlink.
+    fs::hard_link(r.join("a/b/c/f"), r.join("h")).unwrap();
+    assert_eq!(fs::metadata(r.join("h")).unwrap().nlink(), 2);
+    std::os::unix::fs::symlink("a/b/c/f", r.join("s")).unwrap();
+    assert_eq!(fs::read_link(r.join("s")).unwrap(), Path::new("a/b/c/f"));
+    assert_eq!(fs::read(r.join("s")).unwrap(), b"x");
+    assert!(fs::symlink_metadata(r.join("s"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Rename a directory across parents, then over an empty directory.
+    fs::create_dir(r.join("d")).unwrap();
+    fs::rename(r.join("a/b"), r.join("d/b2")).unwrap();
+    assert_eq!(fs::read(r.join("d/b2/c/f")).unwrap(), b"x");
+    assert_eq!(fs::metadata(r.join("a")).unwrap().nlink(), 2);
+    assert_eq!(fs::metadata(r.join("d")).unwrap().nlink(), 3);
+    fs::create_dir(r.join("empty")).unwrap();
+    fs::rename(r.join("d/b2"), r.join("empty")).unwrap();
+    assert!(r.join("empty/c/f").exists());
+    // renameat2 flags.
+    fs::write(r.join("p"), b"p").unwrap();
+    fs::write(r.join("q"), b"q").unwrap();
+    let (p, q) = (cstr(&r.join("p")), cstr(&r.join("q")));
+    // SAFETY: valid C strings, AT_FDCWD with absolute paths.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            libc::AT_FDCWD,
+            q.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    assert_eq!((rc, errno()), (-1, libc::EEXIST));
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            libc::AT_FDCWD,
+            q.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    assert_eq!(rc, 0);
+    assert_eq!(fs::read(r.join("p")).unwrap(), b"q");
+    assert_eq!(fs::read(r.join("q")).unwrap(), b"p");
+    // An unlinked open file stays readable.
+    let mut f = File::open(r.join("q")).unwrap();
+    fs::remove_file(r.join("q")).unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "p");
+    // Permissions and a FIFO.
+    fs::set_permissions(r.join("p"), fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(fs::metadata(r.join("p")).unwrap().mode() & 0o7777, 0o640);
+    let fifo = cstr(&r.join("fifo"));
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &fs::metadata(r.join("fifo")).unwrap().file_type()
+    ));
+}
+
+#[test]
+fn truncate_sparse_fallocate_and_seek() {
+    let m = MountGuard::new("");
+    let p = m.path().join("sparse");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.write_all_at(b"tail", 100 << 20).unwrap();
+    f.sync_all().unwrap();
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!(md.len(), (100 << 20) + 4);
+    assert!(
+        md.blocks() * 512 <= 128 * 1024,
+        "a hole costs nothing: {} blocks",
+        md.blocks()
+    );
+    let fd = f.as_raw_fd();
+    // SAFETY: fd is open for the duration of these calls.
+    unsafe {
+        assert_eq!(
+            libc::lseek(fd, 0, libc::SEEK_DATA),
+            (100 << 20) / 4096 * 4096
+        );
+        assert_eq!(libc::lseek(fd, 0, libc::SEEK_HOLE), 0);
+        assert_eq!(libc::lseek(fd, (100 << 20) + 4, libc::SEEK_DATA), -1);
+        assert_eq!(errno(), libc::ENXIO);
+    }
+    // Truncate down and up: the old tail reads as zeros.
+    f.set_len(10).unwrap();
+    f.set_len(100 << 20).unwrap();
+    let mut buf = [1u8; 4];
+    f.read_exact_at(&mut buf, (100 << 20) - 4).unwrap();
+    assert_eq!(buf, [0; 4]);
+    // fallocate: allocate, punch a hole, zero a range.
+    let g = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.path().join("fa"))
+        .unwrap();
+    g.write_all_at(&vec![7u8; 65536], 0).unwrap();
+    let gd = g.as_raw_fd();
+    // SAFETY: gd is open.
+    unsafe {
+        assert_eq!(libc::fallocate(gd, 0, 65536, 65536), 0);
+        assert_eq!(
+            libc::fallocate(
+                gd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                4096,
+                8192
+            ),
+            0
+        );
+        assert_eq!(libc::fallocate(gd, libc::FALLOC_FL_ZERO_RANGE, 100, 10), 0);
+        assert_eq!(
+            libc::fallocate(gd, libc::FALLOC_FL_KEEP_SIZE, 1 << 20, 4096),
+            0
+        );
+    }
+    let got = fs::read(m.path().join("fa")).unwrap();
+    assert_eq!(got.len(), 131072);
+    assert!(got[..100].iter().all(|&b| b == 7));
+    assert!(got[100..110].iter().all(|&b| b == 0));
+    assert!(got[110..4096].iter().all(|&b| b == 7));
+    assert!(got[4096..12288].iter().all(|&b| b == 0));
+    assert!(got[12288..65536].iter().all(|&b| b == 7));
+    assert!(got[65536..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn xattrs() {
+    let m = MountGuard::new("");
+    let p = cstr(&m.path().join("x"));
+    fs::write(m.path().join("x"), b"").unwrap();
+    let name = CString::new("user.color").unwrap();
+    // SAFETY: valid C strings and buffers with their true lengths.
+    unsafe {
+        assert_eq!(
+            libc::setxattr(p.as_ptr(), name.as_ptr(), b"blue".as_ptr().cast(), 4, 0),
+            0
+        );
+        let mut buf = [0u8; 16];
+        let n = libc::getxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 16);
+        assert_eq!(&buf[..n as usize], b"blue");
+        assert_eq!(
+            libc::getxattr(p.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 2),
+            -1
+        );
+        assert_eq!(errno(), libc::ERANGE);
+        let other = CString::new("user.none").unwrap();
+        assert_eq!(
+            libc::getxattr(p.as_ptr(), other.as_ptr(), buf.as_mut_ptr().cast(), 16),
+            -1
+        );
+        assert_eq!(errno(), libc::ENODATA);
+        let n = libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), 16);
+        assert_eq!(&buf[..n as usize], b"user.color\0");
+        assert_eq!(libc::removexattr(p.as_ptr(), name.as_ptr()), 0);
+        assert_eq!(libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), 16), 0);
+    }
+}
+
+#[test]
+fn limits_statfs_and_enospc() {
+    let m = MountGuard::new("size=8m,nr_inodes=20");
+    let r = m.path();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let c = cstr(r);
+    // SAFETY: valid path and out-pointer.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    assert_eq!(st.f_blocks * st.f_frsize, 8 << 20);
+    assert_eq!(st.f_bfree, st.f_blocks);
+    assert_eq!(st.f_files, 20);
+    // Write past size=: the writer gets ENOSPC (at write or at close) and
+    // the bytes before the limit are kept.
+    let data = noise(12 << 20, 3);
+    let p = r.join("full");
+    let res = (|| -> std::io::Result<()> {
+        let mut f = File::create(&p)?;
+        for chunk in data.chunks(1 << 20) {
+            f.write_all(chunk)?;
+        }
+        f.sync_all()
+    })();
+    assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ENOSPC));
+    let kept = fs::read(&p).unwrap();
+    assert!(kept.len() >= 7 << 20);
+    assert!(
+        kept[..7 << 20] == data[..7 << 20],
+        "data before the limit changed"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    assert_eq!(st.f_bfree, 0);
+    // Deleting gives the space back.
+    fs::remove_file(&p).unwrap();
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        // SAFETY: as above.
+        unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+        st.f_bfree == st.f_blocks
+    }));
+    fs::write(&p, &data[..4 << 20]).unwrap();
+    // nr_inodes: the root counts, the control file does not.
+    let mut made = 0;
+    let err = loop {
+        match fs::write(r.join(format!("n{made}")), b"") {
+            Ok(()) => made += 1,
+            Err(e) => break e,
+        }
+        assert!(made < 100, "nr_inodes=20 not enforced");
+    };
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+    assert_eq!(made, 20 - 2);
+}
+
+#[test]
+fn control_file_is_reserved_and_counts() {
+    let m = MountGuard::new("");
+    let r = m.path();
+    let ctl = r.join(".zsfs");
+    let md = fs::metadata(&ctl).unwrap();
+    assert_eq!(md.len(), 0);
+    assert_eq!(
+        fs::remove_file(&ctl).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        fs::rename(&ctl, r.join("x")).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        fs::hard_link(&ctl, r.join("x")).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        fs::set_permissions(&ctl, fs::Permissions::from_mode(0o666))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EPERM)
+    );
+    fs::write(r.join("zeros"), vec![0u8; 8 * 4096]).unwrap();
+    fs::write(r.join("noise"), noise(4 * 4096, 9)).unwrap();
+    assert_eq!(control_stat(r, "same_pages"), 8);
+    assert_eq!(control_stat(r, "huge_pages"), 4);
+    assert_eq!(control_stat(r, "orig_data_size"), 12 * 4096);
+    assert_eq!(control_stat(r, "files"), 2);
+    let mut f = OpenOptions::new().write(true).open(&ctl).unwrap();
+    assert_eq!(
+        f.write_all(b"no-such-command\n")
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}
+
+fn mmap_shared(options: &str) {
+    let m = MountGuard::new(options);
+    let p = m.path().join("mm");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&p)
+        .unwrap();
+    f.set_len(3 * 4096).unwrap();
+    // SAFETY: a fresh shared mapping of an open file, unmapped below.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            3 * 4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(
+            addr,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        let s = std::slice::from_raw_parts_mut(addr.cast::<u8>(), 3 * 4096);
+        s[5000..5005].copy_from_slice(b"mmap!");
+        assert_eq!(libc::msync(addr, 3 * 4096, libc::MS_SYNC), 0);
+        libc::munmap(addr, 3 * 4096);
+    }
+    drop(f);
+    let mut g = File::open(&p).unwrap();
+    g.seek(SeekFrom::Start(5000)).unwrap();
+    let mut b = [0u8; 5];
+    g.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"mmap!");
+}
+
+#[test]
+fn shared_mmap_writes_reach_the_file() {
+    mmap_shared("");
+}
+
+#[test]
+fn shared_mmap_works_with_cache_none() {
+    mmap_shared("cache=none");
+}
+
+#[test]
+fn o_direct_and_concurrent_writers() {
+    let m = MountGuard::new("");
+    let p = m.path().join("direct");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&p)
+        .unwrap();
+    // O_DIRECT wants aligned buffers.
+    let layout = std::alloc::Layout::from_size_align(65536, 4096).unwrap();
+    // SAFETY: the layout is non-zero; freed below.
+    let buf = unsafe { std::alloc::alloc(layout) };
+    // SAFETY: buf holds 65536 bytes.
+    let s = unsafe { std::slice::from_raw_parts_mut(buf, 65536) };
+    s.copy_from_slice(&noise(65536, 5));
+    let want = s.to_vec();
+    f.write_all(s).unwrap();
+    s.fill(0);
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.read_exact(s).unwrap();
+    assert!(s == want.as_slice());
+    // SAFETY: allocated above with this layout.
+    unsafe { std::alloc::dealloc(buf, layout) };
+    // Writers on separate files and a reader of a file being written.
+    let r = m.path().to_path_buf();
+    std::thread::scope(|sc| {
+        for t in 0..4u64 {
+            let r = r.clone();
+            sc.spawn(move || {
+                let data = noise(2 << 20, t + 100);
+                let p = r.join(format!("w{t}"));
+                let mut f = File::create(&p).unwrap();
+                for c in data.chunks(4096 + 17 * t as usize) {
+                    f.write_all(c).unwrap();
+                }
+                drop(f);
+                assert!(
+                    fs::read(&p).unwrap() == data,
+                    "writer {t} reads back other data"
+                );
+            });
+        }
+        let r2 = r.clone();
+        sc.spawn(move || {
+            let p = r2.join("shared");
+            let f = File::create(&p).unwrap();
+            let rd = File::open(&p).unwrap();
+            for i in 0..512u64 {
+                let blk = [(i % 255) as u8 + 1; 4096];
+                f.write_all_at(&blk, i * 4096).unwrap();
+                let mut got = [0u8; 4096];
+                rd.read_exact_at(&mut got, i * 4096).unwrap();
+                assert_eq!(got, blk, "read of block {i} just written");
+            }
+        });
+    });
+}
