@@ -1,0 +1,154 @@
+//! Issue 3's memory test: after writing 1 GiB of compressible data and
+//! dropping the page cache, the daemon's resident memory is the pool's
+//! memory plus a bounded overhead:
+//!
+//!   RSS_after - RSS_before <= mem_used_total + 64 B per stored block + 32 MiB
+//!
+//! * `mem_used_total`: the pages the pool holds for the compressed blocks
+//!   (from the control file).
+//! * 64 B per block: the block map entry (16 B value + 8 B key in a B-tree
+//!   with nodes at least half full) and allocator slack.
+//! * 32 MiB: request buffers touched by the FUSE threads (a 1 MiB write
+//!   each), per-thread allocator arenas, and the store's scratch buffers.
+//!
+//! The page cache is dropped with `/proc/sys/vm/drop_caches`, so the test
+//! needs root; without it, it says so and checks nothing.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+const TOTAL: usize = 1 << 30;
+const CHUNK: usize = 1 << 20;
+
+/// Log-like text: lines picked by a xorshift generator from 64 phrases,
+/// each with a sequence number. LZ4 gets it to about a quarter, and no two
+/// blocks are alike (so none is stored as a same-filled byte).
+fn text_chunk(seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "block",
+        "compressed",
+        "pool",
+        "zspages",
+        "memory",
+        "cold",
+        "pages",
+        "disk",
+        "hot",
+        "data",
+        "ram",
+        "lz4",
+        "reads",
+        "writes",
+        "shrinker",
+        "handle",
+    ];
+    let phrase = |i: u64| {
+        let w = |k: u64| WORDS[((i >> (4 * k)) & 15) as usize];
+        format!("{} {} {} {} {}", w(0), w(1), w(2), w(3), w(4))
+    };
+    let phrases: Vec<String> = (0..64u64)
+        .map(|i| phrase(i.wrapping_mul(0x2545_F491_4F6C_DD1D)))
+        .collect();
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(CHUNK + 128);
+    let mut n = seed * 100_000;
+    while out.len() < CHUNK {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        n += 1;
+        out.extend_from_slice(format!("{n} {}\n", phrases[(x % 64) as usize]).as_bytes());
+    }
+    out.truncate(CHUNK);
+    out
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+fn control_stat(mnt: &Path, key: &str) -> u64 {
+    let text = fs::read_to_string(mnt.join(".zsfs")).unwrap();
+    text.lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some(key)).then(|| it.next().unwrap().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{key} not in control file:\n{text}"))
+}
+
+fn drop_caches() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+}
+
+#[test]
+fn rss_is_compressed_size_plus_bounded_overhead() {
+    if !is_root() {
+        eprintln!("memory test skipped: dropping the page cache needs root");
+        return;
+    }
+    let m = MountGuard::new("size=2g");
+    let pid = m.pid().unwrap();
+    let before = rss_bytes(pid);
+    for f in 0..8 {
+        let mut out = fs::File::create(m.path().join(format!("f{f}"))).unwrap();
+        for c in 0..TOTAL / CHUNK / 8 {
+            out.write_all(&text_chunk((f * 1000 + c) as u64)).unwrap();
+        }
+        out.sync_all().unwrap();
+    }
+    drop_caches();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let after = rss_bytes(pid);
+    let orig = control_stat(m.path(), "orig_data_size");
+    let compr = control_stat(m.path(), "compr_data_size");
+    let pool = control_stat(m.path(), "mem_used_total");
+    let blocks = orig / control_stat(m.path(), "block_size");
+    let overhead_bound = 64 * blocks + (32 << 20);
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "memory: wrote {:.0} MiB, compressed {:.1} MiB, pool {:.1} MiB, \
+         RSS {:.1} -> {:.1} MiB (growth {:.1} MiB = pool + {:.1} MiB; bound pool + {:.1} MiB)",
+        mib(orig),
+        mib(compr),
+        mib(pool),
+        mib(before),
+        mib(after),
+        mib(after - before),
+        mib(after.saturating_sub(before).saturating_sub(pool)),
+        mib(overhead_bound)
+    );
+    assert_eq!(orig, TOTAL as u64, "every block is stored");
+    assert!(
+        compr < orig / 2,
+        "log-like text should compress at least 2x"
+    );
+    assert!(
+        pool >= compr,
+        "the pool holds at least the compressed bytes"
+    );
+    assert!(
+        after - before <= pool + overhead_bound,
+        "RSS grew by {} bytes; pool {pool} + bound {overhead_bound}",
+        after - before
+    );
+    // And the data is all there.
+    let back = fs::read(m.path().join("f3")).unwrap();
+    assert!(back[..CHUNK] == text_chunk(3000)[..], "read back differs");
+}
