@@ -25,12 +25,12 @@
 //! every whole 4 KiB block of the merged free range is punched
 //! (`FALLOC_FL_PUNCH_HOLE`), so the disk space goes back to the filesystem.
 //! Punching happens under the mutex so no new record can be placed there in
-//! between. New records take the first free range that fits, else grow the
+//! between. New records take the smallest free range that fits, else grow the
 //! file. Records that are mostly dead are rewritten by the shrinker (see
 //! `Pool::rewrite_sparse_records`), after which the old ones are dropped too.
 
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -68,13 +68,19 @@ struct Space {
     records: BTreeMap<u64, Record>,
     /// Free ranges by start offset, coalesced (no two touch), inside [FILE_HEADER, end).
     free: BTreeMap<u64, u64>,
+    /// The same free ranges as (len, offset), for best fit without a scan.
+    /// Invariant: same contents as `free`.
+    free_by_len: BTreeSet<(u64, u64)>,
     /// End of the used part of the file.
     end: u64,
     /// Set when a write hit ENOSPC; cleared when space is freed or after FULL_BACKOFF.
     full_since: Option<Instant>,
-    /// Cumulative counters (4 KiB units where zram uses them).
+    /// Frames live in all records, and their data bytes.
     live_objects: u64,
     live_bytes: u64,
+    /// Sum of `len` over `records` (kept so stats and the shrinker's
+    /// dead-space check are O(1)).
+    record_bytes: u64,
 }
 
 /// Totals for the control file.
@@ -97,6 +103,17 @@ pub(crate) struct BackingFile {
     /// For messages: the path, or "(unlinked temporary file in DIR)".
     name: String,
     space: Mutex<Space>,
+}
+
+impl Space {
+    fn put_free(&mut self, off: u64, len: u64) {
+        self.free.insert(off, len);
+        self.free_by_len.insert((len, off));
+    }
+    fn take_free(&mut self, off: u64, len: u64) {
+        self.free.remove(&off);
+        self.free_by_len.remove(&(len, off));
+    }
 }
 
 impl BackingFile {
@@ -241,16 +258,13 @@ impl BackingFile {
         let len = rec.len() as u64;
         let off = {
             let mut s = self.space.lock();
-            let found = s
-                .free
-                .iter()
-                .find(|(_, &l)| l >= len)
-                .map(|(&o, &l)| (o, l));
+            // Best fit: the smallest free range that holds the record.
+            let found = s.free_by_len.range((len, 0)..).next().copied();
             match found {
-                Some((o, l)) => {
-                    s.free.remove(&o);
+                Some((l, o)) => {
+                    s.take_free(o, l);
                     if l > len {
-                        s.free.insert(o + len, l - len);
+                        s.put_free(o + len, l - len);
                     }
                     o
                 }
@@ -294,6 +308,7 @@ impl BackingFile {
         }
         s.live_objects += u64::from(live);
         s.live_bytes += live_bytes;
+        s.record_bytes += len;
         s.records.insert(
             off,
             Record {
@@ -325,6 +340,7 @@ impl BackingFile {
         s.live_bytes -= len as u64;
         if gone {
             s.records.remove(&start);
+            s.record_bytes -= rlen;
             self.release_locked(&mut s, start, rlen);
         }
     }
@@ -334,11 +350,12 @@ impl BackingFile {
         let (mut start, mut end) = (off, off + len);
         if let Some((&po, &pl)) = s.free.range(..off).next_back() {
             if po + pl == off {
-                s.free.remove(&po);
+                s.take_free(po, pl);
                 start = po;
             }
         }
-        if let Some(nl) = s.free.remove(&end) {
+        if let Some(&nl) = s.free.get(&end) {
+            s.take_free(end, nl);
             end += nl;
         }
         if end == s.end {
@@ -348,7 +365,7 @@ impl BackingFile {
                 log::warn!("backing file {}: truncating to {start}: {e}", self.name);
             }
         } else {
-            s.free.insert(start, end - start);
+            s.put_free(start, end - start);
             let (a, b) = (start.next_multiple_of(4096), end / 4096 * 4096);
             if a < b {
                 self.punch(a, b - a);
@@ -410,6 +427,7 @@ impl BackingFile {
         if rec.live == 0 {
             let len = rec.len;
             s.records.remove(&off);
+            s.record_bytes -= len;
             self.release_locked(&mut s, off, len);
         }
     }
@@ -417,20 +435,15 @@ impl BackingFile {
     /// Dead bytes in records (what rewriting could give back).
     pub fn dead_bytes(&self) -> u64 {
         let s = self.space.lock();
-        s.records
-            .values()
-            .map(|r| {
-                r.len.saturating_sub(
-                    r.live_bytes + RECORD_HEADER as u64 + u64::from(r.live) * FRAME_HEADER as u64,
-                )
-            })
-            .sum()
+        let overhead =
+            s.records.len() as u64 * RECORD_HEADER as u64 + s.live_objects * FRAME_HEADER as u64;
+        s.record_bytes.saturating_sub(s.live_bytes + overhead)
     }
 
     pub fn stats(&self) -> BackingStats {
         let s = self.space.lock();
         BackingStats {
-            record_bytes: s.records.values().map(|r| r.len).sum(),
+            record_bytes: s.record_bytes,
             records: s.records.len() as u64,
             objects: s.live_objects,
             object_bytes: s.live_bytes,
@@ -461,6 +474,15 @@ impl BackingFile {
         assert!(at <= s.end, "backing: range past the end");
         let live: u64 = s.records.values().map(|r| u64::from(r.live)).sum();
         assert_eq!(live, s.live_objects, "backing: live object count");
+        assert!(
+            s.free.len() == s.free_by_len.len()
+                && s.free
+                    .iter()
+                    .all(|(&o, &l)| s.free_by_len.contains(&(l, o))),
+            "backing: free indexes disagree"
+        );
+        let bytes: u64 = s.records.values().map(|r| r.len).sum();
+        assert_eq!(bytes, s.record_bytes, "backing: record bytes");
         for r in s.records.values() {
             assert!(r.live > 0 || r.rewriting, "backing: dead record kept");
         }
@@ -601,7 +623,7 @@ mod tests {
         assert_eq!(b.stats().records, 1);
         b.check();
         let at3 = b.write_record(&rec2).unwrap();
-        assert_eq!(at3, FILE_HEADER, "first fit reuses the freed range");
+        assert_eq!(at3, FILE_HEADER, "best fit reuses the freed range");
         b.add_record(at3, rec2.len() as u64, 1, 100);
         b.check();
     }

@@ -28,7 +28,7 @@
 //!   mismatch is `PoolError::Checksum` (logged, counted, EIO upstairs). Objects
 //!   stay on disk until freed.
 //! - **Disk space.** A record whose objects are all freed is dropped and its
-//!   whole 4 KiB blocks punched; free ranges are reused first-fit. Records
+//!   whole 4 KiB blocks punched; free ranges are reused best-fit. Records
 //!   under a quarter live are rewritten together into a new one (handles
 //!   repointed under the exclusive `disk_rw`), then dropped.
 //!
