@@ -98,6 +98,20 @@ impl FileData {
         self.blocks.len() as u64 + extra
     }
 
+    /// Bytes this file's data costs in the pool now: compressed objects at
+    /// their stored size, same-filled blocks at nothing, the write buffer
+    /// (held uncompressed) at a whole block. For `zsfs stats FILE`.
+    pub(crate) fn stored_bytes(&self, store: &Store) -> u64 {
+        let objects: u64 = self
+            .blocks
+            .iter()
+            .filter(|(idx, _)| self.dirty.as_ref().is_none_or(|d| d.idx != **idx))
+            .map(|(_, b)| store.stored_len(b) as u64)
+            .sum();
+        let buffered = self.dirty.as_ref().map_or(0, |d| d.buf.len() as u64);
+        objects + buffered
+    }
+
     fn present(&self, idx: u64) -> bool {
         self.blocks.contains_key(&idx) || self.dirty.as_ref().is_some_and(|d| d.idx == idx)
     }

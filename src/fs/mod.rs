@@ -1417,6 +1417,9 @@ impl Fs {
     }
 
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> FsResult<Vec<u8>> {
+        if let Some(v) = self.virtual_xattr(ino, name) {
+            return v;
+        }
         if name.len() > XATTR_NAME_MAX {
             return err(libc::ERANGE);
         }

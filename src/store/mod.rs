@@ -188,6 +188,14 @@ impl Store {
         Ok(block)
     }
 
+    /// Bytes a stored block takes in the pool (0 for same-filled).
+    pub(crate) fn stored_len(&self, block: &Block) -> usize {
+        match *block {
+            Block::Same(_) => 0,
+            Block::Lz4(h) | Block::Raw(h) => self.pool.object_len(h),
+        }
+    }
+
     /// Load a block into `out` (exactly `block_size` bytes).
     pub(crate) fn get(&self, block: &Block, out: &mut [u8]) -> Result<(), StoreError> {
         debug_assert_eq!(out.len(), self.block_size);
