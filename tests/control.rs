@@ -35,7 +35,14 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 /// Text-like block: compresses, but not to nothing, and differs per seed.
 fn texty(seed: u64, len: usize) -> Vec<u8> {
-    let words = [&b"pool "[..], b"zspage ", b"handle ", b"class ", b"lru ", b"shrinker "];
+    let words = [
+        &b"pool "[..],
+        b"zspage ",
+        b"handle ",
+        b"class ",
+        b"lru ",
+        b"shrinker ",
+    ];
     let mut out = Vec::with_capacity(len);
     let mut x = seed | 1;
     while out.len() < len {
@@ -102,7 +109,11 @@ fn stats_add_up_to_what_was_written() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["logical_bytes"], 6 * B as u64);
     assert_eq!(v["stored_bytes"], lz4 as u64);
-    let out = Command::new(zsfs_bin()).arg("stats").arg(mnt).output().unwrap();
+    let out = Command::new(zsfs_bin())
+        .arg("stats")
+        .arg(mnt)
+        .output()
+        .unwrap();
     let human = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && human.contains("ratio"), "{human}");
 }
@@ -112,7 +123,10 @@ fn json_equals_the_control_file() {
     let m = MountGuard::new("backing=none");
     let mnt = m.path();
     for i in 0..20 {
-        write_file(&mnt.join(format!("f{i}")), &texty(i, 3000 + 700 * i as usize));
+        write_file(
+            &mnt.join(format!("f{i}")),
+            &texty(i, 3000 + 700 * i as usize),
+        );
     }
     let out = Command::new(zsfs_bin())
         .args(["stats", "--json"])
@@ -199,8 +213,16 @@ fn garbage_is_einval_and_changes_nothing() {
     let mnt = m.path();
     write_file(&mnt.join("a"), &texty(9, 50_000));
     let before = report(mnt);
-    for junk in ["bogus\n", "pool_limit 1M\nfrobnicate\n", "writeback\n", "\n"] {
-        let mut f = fs::OpenOptions::new().write(true).open(mnt.join(".zsfs")).unwrap();
+    for junk in [
+        "bogus\n",
+        "pool_limit 1M\nfrobnicate\n",
+        "writeback\n",
+        "\n",
+    ] {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(mnt.join(".zsfs"))
+            .unwrap();
         let e = f.write_all(junk.as_bytes()).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{junk:?}");
     }
@@ -252,8 +274,11 @@ fn the_control_file_cannot_be_removed_or_changed() {
     let mnt = m.path();
     let c = mnt.join(".stats");
     assert!(!mnt.join(".zsfs").exists());
-    assert!(fs::read_to_string(&c).unwrap().starts_with("orig_data_size "));
-    let eperm = |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EPERM));
+    assert!(fs::read_to_string(&c)
+        .unwrap()
+        .starts_with("orig_data_size "));
+    let eperm =
+        |r: std::io::Result<()>| assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EPERM));
     eperm(fs::remove_file(&c));
     eperm(fs::rename(&c, mnt.join("x")));
     eperm(fs::hard_link(&c, mnt.join("y")));
@@ -264,7 +289,13 @@ fn the_control_file_cannot_be_removed_or_changed() {
     eperm(fs::rename(mnt.join("z"), &c));
     assert!(c.exists());
     // It does not count as a file or toward df.
-    assert_eq!(get(&Report::parse(&fs::read_to_string(&c).unwrap()).unwrap(), "files"), 1);
+    assert_eq!(
+        get(
+            &Report::parse(&fs::read_to_string(&c).unwrap()).unwrap(),
+            "files"
+        ),
+        1
+    );
     let out = Command::new(zsfs_bin())
         .args(["stats", "--control", ".stats"])
         .arg(mnt)

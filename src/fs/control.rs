@@ -114,7 +114,9 @@ impl Fs {
                 match pool.writeback(req) {
                     Ok(rep) => log::info!("control file: {cmd}: {rep:?}"),
                     Err(PoolError::NoBacking) => {
-                        log::warn!("control file: {cmd}: this mount has no backing file (backing=none)");
+                        log::warn!(
+                            "control file: {cmd}: this mount has no backing file (backing=none)"
+                        );
                         return Err(Errno(libc::ENODEV));
                     }
                     Err(e) => {
@@ -219,7 +221,10 @@ mod tests {
         assert!(stat(&fs, "mem_used_total") >= 4096);
         // Every documented field is there, in the documented order.
         let names: Vec<String> = report(&fs).fields.into_iter().map(|(n, _)| n).collect();
-        let documented: Vec<&str> = crate::control::report::FIELDS.iter().map(|f| f.name).collect();
+        let documented: Vec<&str> = crate::control::report::FIELDS
+            .iter()
+            .map(|f| f.name)
+            .collect();
         assert_eq!(names, documented);
         // The control file is there, reads through `read`, and is protected.
         let c = fs.lookup(ROOT_INO, b".zsfs").unwrap();
@@ -236,13 +241,19 @@ mod tests {
         assert!(fs.control_write(b"pool_limit 64M\n").is_ok());
         assert_eq!(stat(&fs, "mem_limit"), 64 << 20);
         // A bad line anywhere in a write: EINVAL and the good lines do not run.
-        assert_eq!(fs.control_write(b"pool_limit 1M\nbogus\n").unwrap_err().0, libc::EINVAL);
+        assert_eq!(
+            fs.control_write(b"pool_limit 1M\nbogus\n").unwrap_err().0,
+            libc::EINVAL
+        );
         assert_eq!(stat(&fs, "mem_limit"), 64 << 20);
         assert!(fs.control_write(b"pool_limit none").is_ok());
         assert_eq!(stat(&fs, "mem_limit"), 0);
         assert!(fs.control_write(b"reset mem_used_max").is_ok());
         // No backing file: writeback is refused with ENODEV, not pretended.
-        assert_eq!(fs.control_write(b"writeback all").unwrap_err().0, libc::ENODEV);
+        assert_eq!(
+            fs.control_write(b"writeback all").unwrap_err().0,
+            libc::ENODEV
+        );
     }
 
     #[test]
@@ -250,9 +261,18 @@ mod tests {
         let fs = Fs::new(&no_backing());
         let me = Caller { uid: 0, gid: 0 };
         let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0, me).unwrap();
-        let a = fs.mknod(d.ino, b"a", libc::S_IFREG | 0o644, 0, 0, me).unwrap();
-        let b = fs.mknod(ROOT_INO, b"b", libc::S_IFREG | 0o644, 0, 0, me).unwrap();
-        let text: Vec<u8> = b"0123456789abcdef".iter().cycle().take(16384).copied().collect();
+        let a = fs
+            .mknod(d.ino, b"a", libc::S_IFREG | 0o644, 0, 0, me)
+            .unwrap();
+        let b = fs
+            .mknod(ROOT_INO, b"b", libc::S_IFREG | 0o644, 0, 0, me)
+            .unwrap();
+        let text: Vec<u8> = b"0123456789abcdef"
+            .iter()
+            .cycle()
+            .take(16384)
+            .copied()
+            .collect();
         fs.write(a.ino, 0, &text).unwrap();
         fs.write(b.ino, 0, &[7u8; 4096]).unwrap();
         fs.flush(a.ino).unwrap();
@@ -275,6 +295,10 @@ mod tests {
         assert_eq!(root.get_u64("stored_bytes"), Some(sa));
         // Read-only, and not listed among real attributes.
         assert!(fs.setxattr(a.ino, b"zsfs.usage", b"x", 0).is_err());
-        assert!(!fs.listxattr(a.ino).unwrap().windows(4).any(|w| w == b"zsfs"));
+        assert!(!fs
+            .listxattr(a.ino)
+            .unwrap()
+            .windows(4)
+            .any(|w| w == b"zsfs"));
     }
 }

@@ -362,10 +362,18 @@ fn check_name(name: &[u8]) -> FsResult<()> {
 }
 
 impl Fs {
-    /// A fresh, empty filesystem configured like the mount.
+    /// A fresh, empty filesystem configured like the mount; panics if the
+    /// pool's backing file cannot be created (tests; the daemon uses
+    /// [`Fs::try_new`]).
     pub fn new(config: &Config) -> Fs {
+        Fs::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A fresh, empty filesystem configured like the mount, with its pool,
+    /// backing file and shrinker.
+    pub fn try_new(config: &Config) -> Result<Fs, crate::pool::PoolError> {
         let block_size = config.block_size;
-        let store = Store::new(block_size as usize);
+        let store = Store::from_config(config)?;
         let max_blocks = config.size / u64::from(block_size);
         // SAFETY: geteuid cannot fail.
         let owner_uid = unsafe { libc::geteuid() };
@@ -430,7 +438,7 @@ impl Fs {
                 Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)),
             );
         }
-        fs
+        Ok(fs)
     }
 
     pub fn block_size(&self) -> u32 {

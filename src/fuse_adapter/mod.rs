@@ -117,15 +117,20 @@ fn time_set(t: TimeOrNow) -> TimeSet {
 }
 
 impl ZsfsFuse {
-    pub fn new(config: &Config) -> ZsfsFuse {
-        ZsfsFuse {
-            fs: Fs::new(config),
+    /// The filesystem a mount's options describe; fails (with a message
+    /// that names the backing file) when its pool cannot be set up.
+    pub fn new(config: &Config) -> io::Result<ZsfsFuse> {
+        let fs = Fs::try_new(config).map_err(|e| {
+            io::Error::other(format!("cannot set up the pool: {e} (check backing=)"))
+        })?;
+        Ok(ZsfsFuse {
+            fs,
             cache: config.cache,
             control: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             enospc: Mutex::new(Default::default()),
             notifier: Arc::new(OnceLock::new()),
-        }
+        })
     }
 
     /// A page-cache write of `len` bytes at `off` to `ino` was refused for
@@ -693,7 +698,7 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
     }
     fcfg.n_threads = Some(config.threads.max(1));
     fcfg.clone_fd = true;
-    let fs = ZsfsFuse::new(config);
+    let fs = ZsfsFuse::new(config)?;
     let notifier = fs.notifier.clone();
     let session = fuser::Session::new(fs, mountpoint, &fcfg)?;
     let _ = notifier.set(session.notifier());

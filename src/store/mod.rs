@@ -123,6 +123,14 @@ impl Store {
         Store::with_pool(block_size, Pool::new(pool_config(block_size)))
     }
 
+    /// The store a mount's options describe: its pool takes `block_size=`,
+    /// `pool_limit=`, `accept_threshold=` and `backing=` from `config`, and
+    /// runs the shrinker when there is a backing file.
+    pub fn from_config(config: &crate::config::Config) -> Result<Store, PoolError> {
+        let pool = Pool::from_config(config)?;
+        Ok(Store::with_pool(config.block_size as usize, pool))
+    }
+
     /// A store over an existing pool (built with [`pool_config`]'s settings).
     pub fn with_pool(block_size: usize, pool: Pool) -> Store {
         assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
