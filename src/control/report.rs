@@ -45,7 +45,7 @@ macro_rules! fields {
 
 fields! {
     // zram mm_stat
-    "orig_data_size" Bytes "Uncompressed bytes of the blocks stored (holes and same-filled blocks included at their full size).",
+    "orig_data_size" Bytes "Uncompressed bytes of the blocks stored, same-filled ones included (holes are not stored).",
     "compr_data_size" Bytes "Compressed bytes of the objects in the pool and in the backing file.",
     "mem_used_total" Bytes "Memory the pool holds from the OS right now (its zspages' pages).",
     "mem_limit" Bytes "The pool limit (`pool_limit=`); 0 means none.",
@@ -68,7 +68,7 @@ fields! {
     // the filesystem
     "files" Count "Regular files.",
     "directories" Count "Directories, the root included.",
-    "logical_bytes" Bytes "Sum of the sizes of all regular files (holes included).",
+    "logical_bytes" Bytes "Bytes counted against `size=`: allocated file blocks, holes excluded, as `df` shows them.",
     "block_size" Bytes "Bytes per file block (`block_size=`).",
     "compr_ratio" Ratio "orig_data_size / compr_data_size.",
     "mem_saved" Bytes "orig_data_size minus mem_used_total: what holding the data uncompressed would have cost more.",
@@ -262,5 +262,22 @@ mod tests {
     fn parse_rejects_garbage() {
         assert!(Report::parse("novalue\n").is_err());
         assert!(Report::parse("a 1\n\nclass size\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README is the user's manual: every field a read prints must be
+    /// documented there.
+    #[test]
+    fn readme_documents_every_field() {
+        let readme = include_str!("../../README.md");
+        for f in super::FIELDS {
+            assert!(
+                readme.contains(&format!("| `{}` |", f.name)),
+                "README.md's control-file table lacks `{}`",
+                f.name
+            );
+        }
     }
 }
