@@ -537,3 +537,39 @@ fn ordinary_user_mounts_through_fusermount3() {
     expect_all_gone(&mnt, daemon);
     std::fs::metadata(&mnt).expect("usable after kill -9");
 }
+
+/// Without our helper, `mount -t fuse.zsfs` falls back to the fuse3
+/// package's mount.fuse3, which runs `zsfs SOURCE MOUNTPOINT -o OPTIONS`
+/// from PATH: zsfs accepts that form too.
+#[test]
+fn fuse3_mount_helper_convention_works() {
+    become_subreaper();
+    let Some(mount_fuse3) = ["/sbin/mount.fuse3", "/usr/sbin/mount.fuse3"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    else {
+        panic!("mount.fuse3 is missing; install it with: apt-get install fuse3");
+    };
+    let dir = tempdir_0755();
+    let mnt = dir.path().join("m");
+    std::fs::create_dir(&mnt).unwrap();
+    let _c = Cleanup(vec![mnt.clone()]);
+    let path = format!(
+        "{}:{}",
+        zsfs_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(Command::new(mount_fuse3)
+        .arg("zsfs")
+        .arg(&mnt)
+        .args(["-t", "fuse.zsfs", "-o", "size=16m,mode=0700,nofail,noexec"])
+        .env("PATH", path));
+    assert!(out.status.success(), "mount.fuse3: {out:?}");
+    assert!(zsfs_mounted_at(&mnt));
+    let md = std::fs::metadata(&mnt).unwrap();
+    assert_eq!(md.permissions().mode() & 0o7777, 0o700);
+    let daemon = daemon_pid(&mnt);
+    assert!(run(Command::new("umount").arg(&mnt)).status.success());
+    assert!(exited_zero(expect_all_gone(&mnt, daemon)));
+}
