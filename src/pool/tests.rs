@@ -520,3 +520,26 @@ fn shrinker_thread_gets_under_the_accept_threshold_and_serves_requests() {
     }
     pool.debug_check_consistency();
 }
+
+#[test]
+fn a_zspage_larger_than_the_limit_does_not_empty_the_pool() {
+    let (pool, _dir) = backed(Some(3 * 4096));
+    let small = pool.alloc(&pattern(1, 4000)).unwrap(); // one page
+                                                        // A class whose zspage chains more pages than the whole limit.
+    let c = pool
+        .core
+        .table
+        .classes
+        .iter()
+        .find(|c| c.pages > 3)
+        .copied()
+        .unwrap();
+    let err = pool.alloc(&pattern(2, c.size)).unwrap_err();
+    assert!(matches!(err, PoolError::LimitReached { .. }), "{err}");
+    assert_eq!(
+        pool.stats().disk_objects,
+        0,
+        "nothing was written back for nothing"
+    );
+    assert_eq!(read(&pool, small), pattern(1, 4000));
+}

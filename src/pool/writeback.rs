@@ -312,6 +312,10 @@ impl Core {
         }
         let needed = needed.div_ceil(PAGE_SIZE as u64);
         let (used, limit) = self.pages_and_limit();
+        if needed > limit {
+            // A zspage larger than the whole limit: writing back cannot help.
+            return false;
+        }
         match self.shrink(Pick::SecondChance, needed + used.saturating_sub(limit)) {
             Ok(r) if r.pages_freed > 0 => true,
             // Others made the room meanwhile (their writeback or frees).
