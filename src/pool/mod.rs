@@ -35,6 +35,13 @@
 //! flag (a plain field under the class lock, no list surgery) for the
 //! shrinker's second chance.
 //!
+//! An optional limit counts pages in zspages (`pages_used`); only creating a
+//! zspage reserves pages, so an allocation into an existing zspage never
+//! fails on it. At the limit, `alloc` writes cold zspages back itself when
+//! there is a backing file (`writeback.rs`, "direct reclaim") and wakes the
+//! shrinker thread for the hysteresis; otherwise it fails with
+//! `LimitReached` having changed nothing.
+//!
 //! # Locks and lock order
 //!
 //! 1. `classes[i]` (one mutex per class). Guards the class's zspages, their
@@ -44,12 +51,15 @@
 //! 2. `disk_rw` (read/write lock; read side by disk reads and frees, write
 //!    side by rewriting backing-file records): guards handle entries whose
 //!    location is on disk and the bytes at those locations.
-//! 3. The backing file's record table mutex, then the page arena's mutex.
-//!    Leaves: nothing is taken while holding them.
+//! 3. Leaves, never held together and nothing taken under them: the backing
+//!    file's space mutex, the page arena's mutex, the shrinker's `Signal`.
 //!
 //! A path may take a lock only if it holds none that comes later in this
-//! list. Reads take one class lock (memory) or `disk_rw` for reading (disk),
-//! so reads of different objects never wait on a pool-wide lock.
+//! list. A read takes one class lock (object in memory) or the shared side
+//! of `disk_rw` (object on disk; readers never wait for each other there,
+//! only for a record rewrite), so reads of different objects never wait on
+//! a pool-wide lock. No lock is held across a record write or a page
+//! syscall except the leaf that needs it.
 //!
 //! Handle entries are read without a lock only to learn the object's length
 //! (hence class) and whether it is in memory or on disk; whoever acts on the
