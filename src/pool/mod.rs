@@ -58,8 +58,9 @@
 //! list. A read takes one class lock (object in memory) or the shared side
 //! of `disk_rw` (object on disk; readers never wait for each other there,
 //! only for a record rewrite), so reads of different objects never wait on
-//! a pool-wide lock. No lock is held across a record write or a page
-//! syscall except the leaf that needs it.
+//! a pool-wide lock. Record writes and `madvise` run with no lock held;
+//! hole punching runs under the space mutex (from a free, so under that
+//! object's class lock too) and a new 2 MiB mapping under the arena mutex.
 //!
 //! Handle entries are read without a lock only to learn the object's length
 //! (hence class) and whether it is in memory or on disk; whoever acts on the
