@@ -98,6 +98,9 @@ pub struct Config {
     /// Once over the pool limit, write back until under this percent of it
     /// (`accept_threshold=`, zswap's default 90).
     pub accept_threshold: u8,
+    /// The shrinker rotates a zspage read since it last looked once before
+    /// writing it back (`second_chance=on|off`, zswap's referenced bit).
+    pub second_chance: bool,
     /// Writeback target (`backing=`).
     pub backing: Backing,
     /// Name of the control file at the mount's root (`control=`).
@@ -135,6 +138,7 @@ impl Default for Config {
             allow_other: false,
             pool_limit: None,
             accept_threshold: 90,
+            second_chance: true,
             backing: Backing::TempFile,
             control_name: ".zsfs".to_string(),
             mount_flags: MountFlags::default(),

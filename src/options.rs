@@ -58,6 +58,8 @@ zsfs options (-o, comma-separated, as for mount -t tmpfs):
   pool_limit=SIZE|N%    memory limit of the compressed pool (default: none)
   accept_threshold=N%   after hitting pool_limit, write back until under N%
                         of it (default 90)
+  second_chance=on|off  give read zspages one more trip round the LRU
+                        before writeback (default on)
   backing=PATH|none     writeback file (default: unlinked file in $TMPDIR)
   control=NAME          name of the control file at the root (default .zsfs)
   ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync,
@@ -194,20 +196,16 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
         }
         "pool_limit" => {
             let v = need(word, name, value)?;
-            let limit = if let Some(p) = v.strip_suffix('%') {
-                PoolLimit::Percent(
-                    p.parse::<u8>()
-                        .ok()
-                        .filter(|p| (1..=100).contains(p))
-                        .ok_or_else(|| bad_value(word, name, SIZE_OR_PERCENT_FORM))?,
-                )
-            } else {
-                let b = parse_size(v)
-                    .filter(|b| *b > 0)
-                    .ok_or_else(|| bad_value(word, name, SIZE_OR_PERCENT_FORM))?;
-                PoolLimit::Bytes(b)
+            c.pool_limit = Some(
+                parse_pool_limit(v).ok_or_else(|| bad_value(word, name, SIZE_OR_PERCENT_FORM))?,
+            );
+        }
+        "second_chance" => {
+            c.second_chance = match need(word, name, value)? {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad_value(word, name, "`on` or `off`")),
             };
-            c.pool_limit = Some(limit);
         }
         "accept_threshold" => {
             let v = need(word, name, value)?;
@@ -308,6 +306,19 @@ fn no_value(word: &str, name: &str, value: Option<&str>) -> Result<(), OptionErr
             word,
             format!("option `{name}` takes no value: write just `{name}`"),
         )),
+    }
+}
+
+/// `SIZE` (non-zero) or `N%` of RAM (1..=100), as `pool_limit=` and the
+/// control file's `pool_limit` command take it.
+pub fn parse_pool_limit(v: &str) -> Option<PoolLimit> {
+    match v.strip_suffix('%') {
+        Some(p) => p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(PoolLimit::Percent),
+        None => parse_size(v).filter(|b| *b > 0).map(PoolLimit::Bytes),
     }
 }
 
@@ -534,6 +545,9 @@ mod tests {
             Some(PoolLimit::Percent(20))
         );
         assert_eq!(parse("accept_threshold=95").unwrap().accept_threshold, 95);
+        assert!(parse("second_chance=on").unwrap().second_chance);
+        assert!(!parse("second_chance=off").unwrap().second_chance);
+        assert!(parse_err("second_chance=maybe").contains("`on` or `off`"));
         for bad in [
             "pool_limit=0",
             "pool_limit=101%",

@@ -5,6 +5,7 @@
 //! the pool half-steered.
 
 use crate::config::PoolLimit;
+use crate::options::{parse_pool_limit, parse_size};
 use std::fmt;
 
 /// One command, as written to the control file (one per line).
@@ -39,6 +40,9 @@ pub enum WritebackAmount {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CommandError(String);
+
+/// What a SIZE argument looks like.
+const SIZE_FORM: &str = "digits with an optional k, m, g or t suffix";
 
 /// The commands and their arguments, for error messages and `--help`.
 pub const USAGE: &str =
@@ -77,14 +81,16 @@ impl Command {
             ["writeback", "all"] => Ok(Command::Writeback(WritebackAmount::All)),
             ["writeback", "idle"] => Ok(Command::Writeback(WritebackAmount::Idle)),
             ["writeback", size] => match parse_size(size) {
-                Ok(0) => bad("writeback of 0 bytes".into()),
-                Ok(n) => Ok(Command::Writeback(WritebackAmount::Bytes(n))),
-                Err(e) => bad(e),
+                Some(0) => bad("writeback of 0 bytes".into()),
+                Some(n) => Ok(Command::Writeback(WritebackAmount::Bytes(n))),
+                None => bad(format!("{size:?} is not a size ({SIZE_FORM})")),
             },
             ["pool_limit", "none" | "0"] => Ok(Command::PoolLimit(None)),
             ["pool_limit", arg] => match parse_pool_limit(arg) {
-                Ok(l) => Ok(Command::PoolLimit(Some(l))),
-                Err(e) => bad(e),
+                Some(l) => Ok(Command::PoolLimit(Some(l))),
+                None => bad(format!(
+                    "{arg:?} is not a size or a percentage from 1% to 100%"
+                )),
             },
             ["reset", "mem_used_max"] => Ok(Command::ResetMemUsedMax),
             [] => bad("empty command".into()),
@@ -104,46 +110,6 @@ impl fmt::Display for Command {
             Command::PoolLimit(Some(PoolLimit::Bytes(n))) => write!(f, "pool_limit {n}"),
             Command::PoolLimit(Some(PoolLimit::Percent(p))) => write!(f, "pool_limit {p}%"),
             Command::ResetMemUsedMax => write!(f, "reset mem_used_max"),
-        }
-    }
-}
-
-/// A byte count as the kernel's memparse reads it: digits with an optional
-/// binary suffix k, m, g, t (either case).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, suffix) = s.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| {
-        format!("{s:?} is not a size (digits with an optional k, m, g or t suffix)")
-    })?;
-    let shift = match suffix {
-        "" => 0,
-        "k" | "K" => 10,
-        "m" | "M" => 20,
-        "g" | "G" => 30,
-        "t" | "T" => 40,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown size suffix {suffix:?} (use k, m, g or t)"
-            ))
-        }
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// `SIZE` or `N%` (1..=100).
-pub fn parse_pool_limit(s: &str) -> Result<PoolLimit, String> {
-    if let Some(p) = s.strip_suffix('%') {
-        match p.parse::<u8>() {
-            Ok(p @ 1..=100) => Ok(PoolLimit::Percent(p)),
-            _ => Err(format!("{s:?} is not a percentage from 1% to 100%")),
-        }
-    } else {
-        match parse_size(s)? {
-            0 => Err("a pool limit of 0 bytes; use `none` to remove the limit".into()),
-            n => Ok(PoolLimit::Bytes(n)),
         }
     }
 }
@@ -219,15 +185,5 @@ mod tests {
         assert!(Command::parse_all(b"compact\nbogus\n").is_err());
         assert!(Command::parse_all(b"\n\n").is_err());
         assert!(Command::parse_all(&[0xff, 0xfe]).is_err());
-    }
-
-    #[test]
-    fn sizes_follow_memparse() {
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("10k"), Ok(10 << 10));
-        assert_eq!(parse_size("3T"), Ok(3 << 40));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("1.5g").is_err());
-        assert!(parse_size("20000000t").is_err());
     }
 }

@@ -159,6 +159,9 @@ pub struct PoolConfig {
     /// Also write back under system memory pressure (PSI, MemAvailable,
     /// cgroup memory.high). Only with a backing file.
     pub watch_pressure: bool,
+    /// Rotate a referenced zspage once instead of writing it back (zswap's
+    /// second chance). Off only to measure what it is worth.
+    pub second_chance: bool,
 }
 
 impl Default for PoolConfig {
@@ -170,6 +173,7 @@ impl Default for PoolConfig {
             backing: Backing::None,
             accept_threshold: 90,
             watch_pressure: true,
+            second_chance: true,
         }
     }
 }
@@ -186,6 +190,7 @@ impl PoolConfig {
                 .map(|l| l.bytes(crate::config::physical_ram())),
             backing: cfg.backing.clone(),
             accept_threshold: cfg.accept_threshold,
+            second_chance: cfg.second_chance,
             ..PoolConfig::default()
         }
     }
@@ -1321,6 +1326,9 @@ impl Core {
     }
     pub(crate) fn accept_threshold(&self) -> u8 {
         self.config.accept_threshold
+    }
+    pub(crate) fn second_chance(&self) -> bool {
+        self.config.second_chance
     }
     pub(crate) fn watch_pressure(&self) -> bool {
         self.config.watch_pressure

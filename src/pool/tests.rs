@@ -334,6 +334,30 @@ fn second_chance_rotates_referenced_zspages_once() {
 }
 
 #[test]
+fn without_second_chance_the_coldest_goes_even_if_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = Pool::new(PoolConfig {
+        backing: Backing::Path(dir.path().join("backing")),
+        watch_pressure: false,
+        second_chance: false,
+        ..Default::default()
+    });
+    let a = pool.alloc(&pattern(1, 4000)).unwrap();
+    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    read(&pool, a); // referenced, but nobody looks
+    let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
+    assert_eq!((r.zspages, r.rotations), (1, 0), "{r:?}");
+    assert!(matches!(
+        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
+        Loc::Disk { .. }
+    ));
+    assert_eq!(pool.stats().second_chance, 0);
+    assert_eq!(read(&pool, a), pattern(1, 4000));
+    assert_eq!(read(&pool, b), pattern(2, 4000));
+    pool.debug_check_consistency();
+}
+
+#[test]
 fn writeback_idle_takes_only_untouched_zspages() {
     let (pool, _dir) = backed(None);
     let a = pool.alloc(&pattern(1, 4000)).unwrap();

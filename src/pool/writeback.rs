@@ -157,7 +157,14 @@ impl Core {
         if zid == NIL || c.z(zid).stamp >= bound {
             return Ok(Step::Retry);
         }
-        if !matches!(pick, Pick::All { .. }) && c.z(zid).referenced {
+        // `Idle` always skips what was read (that is what idle means);
+        // coldest-first writeback does only with second chance on.
+        let spare = match pick {
+            Pick::All { .. } => false,
+            Pick::Idle { .. } => true,
+            Pick::SecondChance => self.second_chance(),
+        };
+        if spare && c.z(zid).referenced {
             // Second chance: clear the flag and move it to the head, as if
             // just allocated into. List surgery by the shrinker, under the
             // class lock, on a Listed zspage.
