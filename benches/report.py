@@ -204,10 +204,16 @@ def markdown(meta, res):
         lines.append("")
     reps = max((len(v["runs"]) for per in res.values() for v in per.values()), default=0)
     p = meta.get("params", {})
+    if meta["mode"] == "writeback":
+        what = f"pool_limit={p.get('pool_limit')}, data 4x that, zipf {p.get('runtime_s')} s"
+    elif meta["mode"] == "blocksize":
+        what = f"random file {p.get('rand_size')}, {p.get('runtime_s')} s per random job"
+    else:
+        what = (f"sequential files {p.get('seq_size')}, random file {p.get('rand_size')}, "
+                f"{p.get('runtime_s')} s per random job")
     lines.append(
         f"Median of {reps} run(s) per target; ↓: lower is better. Mode `{meta['mode']}` "
-        f"(sequential files {p.get('seq_size') or '–'}, random file {p.get('rand_size') or '–'}, "
-        f"{p.get('runtime_s') or '–'} s per random job, {p.get('settle_s', '?')} s pause after every delete), "
+        f"({what}, {p.get('settle_s', '?')} s pause after every delete), "
         f"{meta.get('date', '')}, kernel {meta.get('kernel', '?')}, {meta.get('cpus', '?')} CPUs, "
         f"{meta.get('ram_gib', '?')} GiB RAM, {meta.get('fio', 'fio ?')}, zsfs {meta.get('git', '?')}. "
         f"Real tree: {meta['tree']['files']:,} files, {meta['tree']['bytes'] / 1e6:,.0f} MB; "
