@@ -36,6 +36,13 @@ REPO=$(dirname "$BENCH")
 REPORT="$BENCH/report.py"
 ORIG_ARGS="$*"
 
+# The environment that changes what is measured, for the record
+# (read before the modes set their defaults).
+CMD_ENV=""
+for v in POOL_LIMIT RUNTIME ZSFS_SC_OFF_OPTS ZSFS_BIN; do
+	[ -n "${!v+x}" ] && CMD_ENV+="$v=${!v} "
+done
+
 die() { echo "run.sh: $*" >&2; exit 1; }
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -83,12 +90,6 @@ for t in "${TARGET_LIST[@]}"; do
 done
 
 [ "$(id -u)" = 0 ] || die "must run as root: it mounts tmpfs and ext4, resets /dev/zram0 and writes /proc/sys/vm/drop_caches (try: sudo $0 $ORIG_ARGS)"
-
-# The environment that changes what is measured, for the record.
-CMD_ENV=""
-for v in POOL_LIMIT RUNTIME ZSFS_SC_OFF_OPTS ZSFS_BIN; do
-	[ -n "${!v+x}" ] && CMD_ENV+="$v=${!v} "
-done
 
 # ---------------------------------------------------------- dependencies
 need_pkg() { # COMMAND DEBIAN_PACKAGE
