@@ -12,6 +12,8 @@
 //!   block, and on `flush` (fsync, release, truncate, fallocate). Reads copy
 //!   from the buffer, so they always see the latest bytes. Sequential small
 //!   writes (`cache=none`, O_DIRECT, appends) thus compress each block once.
+//!   Buffers are counted filesystem-wide (`Space::max_buffers`, 32 MiB worth);
+//!   past that, a partial write is merged and compressed at once.
 //! * Space accounting (`size=`) goes through [`Space`]: one block is reserved
 //!   before a block index first becomes present (in `blocks` or in `dirty`)
 //!   and released when it stops being present.
@@ -34,6 +36,12 @@ pub(crate) struct Space {
     pub(crate) used: AtomicU64,
     /// The budget; `u64::MAX` for unlimited.
     pub(crate) max: u64,
+    /// Write buffers alive in all files. Never above `max_buffers`.
+    pub(crate) buffers: AtomicU64,
+    /// Most write buffers at once, so that many files left open with a
+    /// partial block written cannot hold unbounded uncompressed memory;
+    /// past it a partial write is merged and compressed at once.
+    pub(crate) max_buffers: u64,
 }
 
 impl Space {
@@ -49,6 +57,28 @@ impl Space {
         if n > 0 {
             self.used.fetch_sub(n, Ordering::Relaxed);
         }
+    }
+
+    /// A budget of `max` blocks and write buffers worth `buffer_bytes`.
+    pub(crate) fn new(max: u64, block_size: u32, buffer_bytes: u64) -> Space {
+        Space {
+            used: AtomicU64::new(0),
+            max,
+            buffers: AtomicU64::new(0),
+            max_buffers: (buffer_bytes / u64::from(block_size)).max(4),
+        }
+    }
+
+    fn take_buffer(&self) -> bool {
+        self.buffers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (b < self.max_buffers).then_some(b + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_buffer(&self) {
+        self.buffers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -148,6 +178,7 @@ impl FileData {
                 self.dirty = Some(d);
                 return Err(e);
             }
+            cx.space.give_buffer();
         }
         Ok(())
     }
@@ -239,6 +270,15 @@ impl FileData {
             if !new {
                 self.load(cx, idx, &mut buf)?;
             }
+            if !cx.space.take_buffer() {
+                // Too many files hold a buffer: merge and compress now.
+                buf[boff..boff + src.len()].copy_from_slice(src);
+                let r = self.put(cx, idx, &buf);
+                if r.is_err() && new {
+                    cx.space.release(1);
+                }
+                return r;
+            }
             self.dirty = Some(Dirty { idx, buf });
         }
         let d = self.dirty.as_mut().expect("buffer loaded above");
@@ -300,6 +340,7 @@ impl FileData {
             if !self.blocks.contains_key(&d.idx) {
                 cx.space.release(1);
             }
+            cx.space.give_buffer();
         }
         self.remove_blocks(cx, 0, u64::MAX);
         self.size = 0;
@@ -433,13 +474,7 @@ mod tests {
     use super::*;
 
     fn setup(max: u64) -> (Store, Space) {
-        (
-            Store::new(4096),
-            Space {
-                used: AtomicU64::new(0),
-                max,
-            },
-        )
+        (Store::new(4096), Space::new(max, 4096, 64 << 20))
     }
 
     #[test]
@@ -467,6 +502,33 @@ mod tests {
         assert_eq!(space.used.load(Ordering::Relaxed), 5);
         f.clear(&cx);
         assert_eq!(space.used.load(Ordering::Relaxed), 0);
+        assert_eq!(space.buffers.load(Ordering::Relaxed), 0);
+        assert_eq!(store.pool_stats().objects, 0);
+    }
+
+    #[test]
+    fn write_buffers_are_bounded() {
+        let store = Store::new(4096);
+        let space = Space::new(u64::MAX, 4096, 0); // the minimum: 4 buffers
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let mut files: Vec<FileData> = (0..10).map(|_| FileData::default()).collect();
+        for (i, f) in files.iter_mut().enumerate() {
+            f.write(&cx, 0, &[i as u8 + 1; 100]).unwrap();
+        }
+        assert_eq!(space.buffers.load(Ordering::Relaxed), 4);
+        // Files past the budget went straight to the store.
+        assert_eq!(store.stats().same_pages + store.stats().compressed_pages, 6);
+        for (i, f) in files.iter_mut().enumerate() {
+            let mut want = vec![i as u8 + 1; 100];
+            want.extend(b"xy");
+            f.write(&cx, 100, b"xy").unwrap();
+            assert_eq!(f.read(&cx, 0, 4096).unwrap(), want);
+            f.clear(&cx);
+        }
+        assert_eq!(space.buffers.load(Ordering::Relaxed), 0);
         assert_eq!(store.pool_stats().objects, 0);
     }
 

@@ -65,6 +65,9 @@ const XATTR_SIZE_MAX: usize = 65536;
 /// Most xattr bytes (names + values) on one inode, as tmpfs's per-inode
 /// `ispace` budget; beyond it setxattr fails with ENOSPC.
 const XATTR_INODE_MAX: usize = 1 << 20;
+/// Memory for per-file write buffers (uncompressed partial blocks), in
+/// all files together; see `file.rs`.
+const WRITE_BUFFER_BYTES: u64 = 32 << 20;
 /// Link count limit (EMLINK beyond it).
 pub const LINK_MAX: u32 = u32::MAX - 1;
 
@@ -379,10 +382,7 @@ impl Fs {
         let owner_uid = unsafe { libc::geteuid() };
         let fs = Fs {
             store,
-            space: Space {
-                used: AtomicU64::new(0),
-                max: max_blocks,
-            },
+            space: Space::new(max_blocks, block_size, WRITE_BUFFER_BYTES),
             table: RwLock::new(HashMap::new()),
             ns: Mutex::new(()),
             next_ino: AtomicU64::new(FIRST_FREE_INO),

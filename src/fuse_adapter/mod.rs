@@ -411,7 +411,7 @@ impl Filesystem for ZsfsFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -421,6 +421,12 @@ impl Filesystem for ZsfsFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // The kernel already refused opens for writing by others (mode
+        // 0644, default_permissions); this keeps it so if that changes.
+        if ino.0 == CONTROL_INO && !self.fs.control_writable_by(req.uid()) {
+            reply.error(Errno::EACCES);
+            return;
+        }
         let r = self.fs.write(ino.0, offset, data);
         let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
         match r {
