@@ -91,7 +91,7 @@ fn try_fio(fio: &Path, jobs: &Path, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn fio_verify(options: &str) {
+fn fio_verify(options: &str) -> MountGuard {
     assert!(
         is_root(),
         "fio_verify drops the page cache, which needs root"
@@ -108,17 +108,26 @@ fn fio_verify(options: &str) {
     run_fio(&fio, &write_jobs, "write+verify", &m);
     drop_caches();
     run_fio(&fio, &reread_jobs, "re-read after drop_caches", &m);
-    m.unmount_clean();
+    m
 }
 
 #[test]
 fn fio_verify_default_options() {
-    fio_verify("");
+    fio_verify("").unmount_clean();
 }
 
 #[test]
 fn fio_verify_large_blocks() {
-    fio_verify("block_size=128k");
+    fio_verify("block_size=128k").unmount_clean();
+}
+
+/// 480 MiB of data through a 32 MiB pool: the re-read after drop_caches
+/// comes mostly from the backing file.
+#[test]
+fn fio_verify_pool_limit_far_below_data() {
+    let m = fio_verify("pool_limit=32m");
+    m.assert_wrote_back_and_read_back("fio verify");
+    m.unmount_clean();
 }
 
 /// The re-read phase really compares: on a fresh mount, where nothing was

@@ -263,6 +263,36 @@ impl MountGuard {
         std::fs::read_to_string(self.log_dir.path().join("daemon.log")).unwrap_or_default()
     }
 
+    /// One counter of the mount's control file (`.zsfs`), e.g. `bd_reads`.
+    pub fn counter(&self, name: &str) -> u64 {
+        let path = self.path().join(".zsfs");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no counter {name} in {}", path.display()))
+    }
+
+    /// For a run on a mount with a pool limit far below its data: assert
+    /// that the shrinker really wrote data back and reads really came back
+    /// from the backing file, and print the figures.
+    pub fn assert_wrote_back_and_read_back(&self, what: &str) {
+        let (w, r, c) = (
+            self.counter("bd_writes"),
+            self.counter("bd_reads"),
+            self.counter("checksum_failures"),
+        );
+        eprintln!(
+            "{what} on zsfs -o '{}': bd_writes {w} bd_reads {r} pages",
+            self.options
+        );
+        assert!(
+            w > 0 && r > 0,
+            "{what}: no writeback (bd_writes {w}) or read-back (bd_reads {r})"
+        );
+        assert_eq!(c, 0, "{what}: checksum failures");
+    }
+
     /// Unmount and assert that the daemon exited 0, showing its log if not.
     pub fn unmount_clean(mut self) {
         let path = self.path().to_path_buf();
