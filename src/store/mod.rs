@@ -57,7 +57,11 @@ impl StoreError {
 impl From<PoolError> for StoreError {
     fn from(e: PoolError) -> Self {
         match e {
-            PoolError::LimitReached { .. } => StoreError::NoSpace(e),
+            // Out of memory budget or out of handles: either way the
+            // filesystem is full, not broken.
+            PoolError::LimitReached { .. } | PoolError::HandlesExhausted { .. } => {
+                StoreError::NoSpace(e)
+            }
             other => StoreError::Io(other.to_string()),
         }
     }
