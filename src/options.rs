@@ -278,7 +278,7 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 word,
                 format!(
                     "unknown option `{word}`; accepted: size=, nr_inodes=, mode=, uid=, gid=, \
-                     block_size=, threads=, cache=, allow_other, pool_limit=, \
+                     block_size=, threads=, cache=, allow_other, pool_limit=, second_chance=, \
                      accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
                      noexec, noatime, sync, dirsync) and the fstab words (defaults, noauto, \
                      nofail, user, _netdev, x-systemd.*); see zsfs --help"

@@ -39,6 +39,7 @@ fn readme_options_table_names_every_option() {
         "cache=",
         "allow_other",
         "pool_limit=",
+        "second_chance=",
         "accept_threshold=",
         "backing=",
         "control=",
