@@ -24,6 +24,13 @@ fn run_pjdfstest(options: &str) -> MountGuard {
     let bin = require_program("pjdfstest", "cargo install --locked pjdfstest");
     ensure_user("tests");
     let _heavy = heavy_lock();
+    // pjdfstest switches to other users: they must be let into the mount.
+    let options = if options.is_empty() {
+        "allow_other".to_string()
+    } else {
+        format!("allow_other,{options}")
+    };
+    let options = options.as_str();
     let primary = MountGuard::new(options);
     let secondary = MountGuard::new(options);
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pjdfstest.toml");
