@@ -103,7 +103,10 @@ fn rss_is_compressed_size_plus_bounded_overhead() {
         eprintln!("memory test skipped: dropping the page cache needs root");
         return;
     }
-    let m = MountGuard::new("size=2g");
+    // 1 GiB through FUSE: not at the same time as the other heavy runners.
+    let _heavy = heavy_lock();
+    // backing=none: no shrinker moving pages to disk under the measurement.
+    let m = MountGuard::new("size=2g,backing=none");
     let pid = m.pid().unwrap();
     let before = rss_bytes(pid);
     for f in 0..8 {
