@@ -240,6 +240,8 @@ def chart(meta, res, path):
     except ImportError:
         print("report.py: matplotlib missing, no chart (run.sh installs it)", file=sys.stderr)
         return False
+    if meta["mode"] == "blocksize":
+        return blocksize_chart(plt, meta, res, path)
     targets = meta["targets"]
     ref = "zram" if "zram" in targets else targets[0]
     shown = [t for t in targets if t != ref]
@@ -289,9 +291,39 @@ def chart(meta, res, path):
     ax.set_xlim(lo / 1.6, hi * 1.6)
     ax.axvline(1.0, color="grey", linewidth=0.8)
     ax.set_xlabel(f"relative to {TARGET_LABELS.get(ref, ref)} = 1 (log scale; right is better; black tick: zsfs target)")
-    ax.set_title(f"zsfs benchmark, {meta['mode']} mode, {meta.get('date', '')} (60 %-compressible data, real files)",
-                 fontsize=10)
+    sub = " (60 %-compressible data, real files)" if meta["mode"] in ("quick", "full") else ""
+    ax.set_title(f"zsfs benchmark, {meta['mode']} mode, {meta.get('date', '')}{sub}", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def blocksize_chart(plt, meta, res, path):
+    """The trade-off itself: memory holding the real tree against 4 KiB
+    random read and write latency, one point per block size."""
+    mem = res.get("bs_mem_tree", {})
+    fig, ax = plt.subplots(figsize=(8, 5))
+    drew = False
+    for key, label, color in (("bs_randread_lat", "4 KiB random read", "#66c2a5"),
+                              ("bs_randwrite_lat", "4 KiB random write", "#fc8d62")):
+        lat = res.get(key, {})
+        pts = [(lat[t]["median"], mem[t]["median"], t) for t in meta["targets"] if t in lat and t in mem]
+        if not pts:
+            continue
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, label=label)
+        for x, y, t in pts:
+            ax.annotate(t.replace("bs-", ""), (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
+        drew = True
+    if not drew:
+        plt.close(fig)
+        return False
+    ax.set_xscale("log")
+    ax.set_xlabel("mean latency, direct=1, 2 jobs (us, log scale)")
+    ax.set_ylabel("daemon RSS holding the real tree (MiB)")
+    ax.set_title(f"zsfs block_size trade-off, {meta.get('date', '')}", fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
