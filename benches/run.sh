@@ -15,6 +15,10 @@
 #              (the share of reads served from memory)
 #   blocksize  zsfs only, once per block_size= 4k..128k: memory holding the
 #              real tree against 4 KiB random read/write latency
+#   profile    zsfs only: one workload (--workload randwrite|randread|
+#              seqwrite|seqread|cp|tar) under perf: the daemon's hottest
+#              symbols (self and with children) and the FUSE requests the
+#              kernel sent, by opcode
 # Environment: ZSFS_BENCH_DATA (default /var/tmp/zsfs-bench) caches the real
 # tree and the small-file archive between runs; ZSFS_BIN uses that binary
 # instead of building target/release/zsfs; ZSFS_SC_OFF_OPTS (default
@@ -50,10 +54,10 @@ usage() { sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 
 # ---------------------------------------------------------------- options
 MODE=quick
 case "${1:-}" in
-quick | full | writeback | blocksize) MODE=$1; shift ;;
+quick | full | writeback | blocksize | profile) MODE=$1; shift ;;
 -h | --help) usage ;;
 esac
-TARGETS="" REPS="" OUT="" ZSFS_OPTS="" SETTLE="" BUILD=1
+TARGETS="" REPS="" OUT="" ZSFS_OPTS="" SETTLE="" BUILD=1 WORKLOAD=randwrite
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--targets) TARGETS=$2; shift 2 ;;
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
 	--zsfs-opts) ZSFS_OPTS=$2; shift 2 ;;
 	--settle) SETTLE=$2; shift 2 ;;
 	--no-build) BUILD=0; shift ;;
+	--workload) WORKLOAD=$2; shift 2 ;;
 	-h | --help) usage ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -78,6 +83,12 @@ writeback)
 	# POOL_LIMIT (environment) overrides the limit; the data is 4x it.
 	RUNTIME=${RUNTIME:-15} TARGETS=zsfs
 	: "${POOL_LIMIT:=256m}" "${REPS:=1}" "${SETTLE:=5}" ;;
+profile)
+	SEQ_SIZE=1g RAND_SIZE=256m RUNTIME=${RUNTIME:-8} TARGETS=zsfs
+	: "${REPS:=1}" "${SETTLE:=3}"
+	case $WORKLOAD in randwrite | randread | seqwrite | seqread | cp | tar) ;;
+	*) die "unknown --workload '$WORKLOAD' (randwrite, randread, seqwrite, seqread, cp, tar)" ;;
+	esac ;;
 blocksize)
 	RAND_SIZE=256m RUNTIME=${RUNTIME:-5} TARGETS=zsfs
 	: "${REPS:=1}" "${SETTLE:=5}" ;;
@@ -102,6 +113,7 @@ need_pkg fio fio
 need_pkg python3 python3
 need_pkg mkfs.ext4 e2fsprogs
 need_pkg fusermount3 fuse3
+[ "$MODE" != profile ] || need_pkg perf linux-perf
 if ! python3 -c 'import matplotlib' 2>/dev/null; then
 	log "installing matplotlib (for the chart)"
 	python3 -m pip install -q matplotlib 2>/dev/null ||
@@ -648,7 +660,69 @@ run_blocksize() {
 	write_meta "[$j]"
 }
 
+# Where does zsfs spend a workload? perf on the daemon (DWARF call graphs:
+# release builds keep debug info, not frame pointers) and the kernel's
+# fuse_request_send tracepoint for this mount's connection.
+run_profile() {
+	CUR_TARGET=zsfs CUR_REP=1 MNT=$(mnt_of zsfs)
+	mkdir -p "$MNT"
+	log "mode profile: $WORKLOAD on zsfs, out $OUT"
+	setup_zsfs
+	case $WORKLOAD in
+	randwrite | randread) layout_rand 60 "$RAND_SIZE" ;;
+	seqread) fio_run seqw seq-write.fio SIZE=$SEQ_SIZE COMPRESS=60 DIRECT=0 >/dev/null ;;
+	cp) warm_tree ;;
+	tar) cat "$DATA/small.tar" >/dev/null && mkdir "$MNT/small" ;;
+	esac
+	drop_caches
+	settle
+	local conn pp tp="" t0
+	conn=$(mountpoint -d "$MNT" | cut -d: -f2)
+	perf record -F 499 --call-graph dwarf,16384 -p "$ZSFS_PID" -o "$OUT/perf.data" >"$LOGS/perf.log" 2>&1 &
+	pp=$!
+	if perf list 'fuse:fuse_request_send' 2>/dev/null | grep -q fuse_request_send; then
+		perf record -e fuse:fuse_request_send -a -o "$OUT/fuse-ops.data" >"$LOGS/perf-ops.log" 2>&1 &
+		tp=$!
+	else
+		note "this kernel has no fuse:fuse_request_send tracepoint: no request counts"
+	fi
+	sleep 1
+	t0=$(now)
+	case $WORKLOAD in
+	randwrite) fio_run randwrite rand-write.fio SIZE=$RAND_SIZE COMPRESS=60 DIRECT=0 RUNTIME=$RUNTIME ;;
+	randread) fio_run randread rand-read.fio SIZE=$RAND_SIZE COMPRESS=60 DIRECT=0 RUNTIME=$RUNTIME ;;
+	seqwrite) fio_run seqw seq-write.fio SIZE=$SEQ_SIZE COMPRESS=60 DIRECT=0 ;;
+	seqread) fio_run seqr seq-read.fio SIZE=$SEQ_SIZE DIRECT=0 ;;
+	cp) cp -a "$DATA/tree" "$MNT/tree" && sync ;;
+	tar) tar -xf "$DATA/small.tar" -C "$MNT/small" && sync ;;
+	esac >"$LOGS/workload.out" || note "the $WORKLOAD workload failed"
+	log "$WORKLOAD took $(since "$t0") s (fio: bw_MBps iops read_lat read_p99 write_lat write_p99 = $(cat "$LOGS/workload.out"))"
+	kill -INT "$pp" ${tp:+"$tp"} 2>/dev/null || true
+	wait "$pp" ${tp:+"$tp"} 2>/dev/null || true
+	perf report -i "$OUT/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null |
+		grep -E '^ +[0-9]' | head -40 >"$OUT/perf-self.txt" || true
+	perf report -i "$OUT/perf.data" --children --sort sym --stdio -g none 2>/dev/null |
+		grep -E '^ +[0-9]' | grep -E 'zsfs::|ZsfsFuse|lz4' | head -40 >"$OUT/perf-children.txt" || true
+	if [ -n "$tp" ]; then
+		perf script -i "$OUT/fuse-ops.data" 2>/dev/null | grep "connection $conn " |
+			grep -o 'opcode [0-9]* ([A-Z_]*)' | sort | uniq -c | sort -rn >"$OUT/fuse-ops.txt" || true
+	fi
+	teardown_zsfs
+	{
+		echo "== $WORKLOAD on zsfs: daemon, self time (perf-self.txt)"
+		head -25 "$OUT/perf-self.txt"
+		echo "== zsfs functions, with children (perf-children.txt)"
+		head -25 "$OUT/perf-children.txt"
+		[ -z "$tp" ] || { echo "== FUSE requests sent to this mount (fuse-ops.txt)"; cat "$OUT/fuse-ops.txt"; }
+		echo "== flame graph: perf script -i $OUT/perf.data | stackcollapse-perf.pl | flamegraph.pl > flame.svg"
+	} | tee "$OUT/profile.txt"
+}
+
 case $MODE in
+profile)
+	run_profile
+	exit 0
+	;;
 quick | full) run_compare ;;
 writeback) run_writeback ;;
 blocksize) run_blocksize ;;
