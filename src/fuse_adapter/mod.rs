@@ -102,6 +102,27 @@ fn fattr(a: &Attr) -> FileAttr {
     }
 }
 
+/// Attributes of a negative lookup reply (node id 0: "no such name").
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
 fn caller(req: &Request) -> Caller {
     Caller {
         uid: req.uid(),
@@ -215,7 +236,16 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.fs.lookup(parent.0, name.as_bytes()), reply);
+        match self.fs.lookup(parent.0, name.as_bytes()) {
+            // A negative entry (node id 0) the kernel may cache for TTL:
+            // builds probe many include paths that do not exist. Safe
+            // because every change to the tree goes through this kernel,
+            // which replaces the negative dentry when the name is created.
+            Err(fs::Errno(libc::ENOENT)) => {
+                reply.entry(&TTL, &negative_attr(), Generation(0));
+            }
+            r => self.entry(r, reply),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
