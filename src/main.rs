@@ -103,7 +103,14 @@ fn main() -> ExitCode {
 }
 
 fn mount(args: MountArgs) -> ExitCode {
-    let mut config = zsfs::config::Config::default();
+    // A root mount is open to every user, as tmpfs is: FUSE otherwise lets
+    // only the mounting user in, whatever the permission bits say (the
+    // kernel still checks them: default_permissions). Ordinary users opt in
+    // with allow_other, which needs user_allow_other in /etc/fuse.conf.
+    let mut config = zsfs::config::Config {
+        allow_other: daemon::is_root(),
+        ..Default::default()
+    };
     for o in &args.options {
         if let Err(e) = zsfs::options::apply_options(&mut config, o) {
             eprintln!("zsfs: {e}");

@@ -53,8 +53,9 @@ zsfs options (-o, comma-separated, as for mount -t tmpfs):
   block_size=SIZE       file block size, a power of two from 4k to 128k
   threads=N             FUSE request threads (default: number of CPUs)
   cache=auto|none       kernel page cache for file data, or direct I/O
-  allow_other           let other users in (non-root: needs user_allow_other
-                        in /etc/fuse.conf)
+  allow_other           let other users in (always on for root mounts, as
+                        tmpfs; non-root: needs user_allow_other in
+                        /etc/fuse.conf)
   pool_limit=SIZE|N%    memory limit of the compressed pool (default: none)
   accept_threshold=N%   after hitting pool_limit, write back until under N%
                         of it (default 90)

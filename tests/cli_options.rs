@@ -118,3 +118,34 @@ fn fstab_words_mount_like_no_options() {
     assert_eq!(std::fs::read(m.path().join("f")).unwrap(), b"ok");
     m.unmount_clean();
 }
+
+/// A root mount is open to every user, as tmpfs is; the permission bits
+/// decide (default_permissions), not FUSE's mounter-only rule.
+#[test]
+fn root_mount_lets_other_users_in_and_checks_permissions() {
+    assert!(is_root(), "mounts as root and switches users");
+    let m = MountGuard::new("mode=1777");
+    std::fs::create_dir(m.path().join("private")).unwrap();
+    std::fs::set_permissions(
+        m.path().join("private"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let as_nobody = |script: String| {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", "sh", "-c", &script])
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let p = m.path().display();
+    let out = as_nobody(format!("echo hi > {p}/mine && cat {p}/mine"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n", "{out:?}");
+    let out = as_nobody(format!("ls {p}/private"));
+    assert!(
+        !out.status.success(),
+        "0700 dir of root is closed to nobody"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    m.unmount_clean();
+}
