@@ -496,3 +496,58 @@ fn o_direct_and_concurrent_writers() {
         });
     });
 }
+
+/// A write by an unprivileged process drops setuid, and setgid on a
+/// group-executable file, in both cache modes (the kernel does it for
+/// page-cache writes, zsfs for direct I/O).
+fn write_drops_setuid(options: &str) {
+    if !is_root() {
+        eprintln!("skipped: needs root to write as another user");
+        return;
+    }
+    let m = MountGuard::new(&format!(
+        "allow_other{}",
+        if options.is_empty() {
+            String::new()
+        } else {
+            format!(",{options}")
+        }
+    ));
+    let p = m.path().join("suid");
+    fs::write(&p, b"x").unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o6777)).unwrap();
+    let p2 = p.clone();
+    std::thread::spawn(move || {
+        // setfsuid/setfsgid change only this thread's filesystem identity.
+        // SAFETY: plain syscalls on this thread's credentials.
+        unsafe {
+            libc::setfsgid(65534);
+            libc::setfsuid(65534);
+        }
+        let f = OpenOptions::new().write(true).open(&p2).unwrap();
+        f.write_all_at(b"y", 0).unwrap();
+        f.sync_all().unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o0777);
+    // Root (CAP_FSETID) keeps the bits.
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o6777)).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .write_all_at(b"z", 0)
+        .unwrap();
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o6777);
+}
+
+#[test]
+fn write_drops_setuid_with_page_cache() {
+    write_drops_setuid("");
+}
+
+#[test]
+fn write_drops_setuid_with_direct_io() {
+    write_drops_setuid("cache=none");
+}

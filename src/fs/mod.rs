@@ -1207,6 +1207,20 @@ impl Fs {
 
     /// Write file data; short only when the space ran out part-way.
     pub fn write(&self, ino: Ino, off: u64, data: &[u8]) -> FsResult<usize> {
+        self.write_killing_privs(ino, off, data, false)
+    }
+
+    /// `write`, and with `kill_privs` also drop setuid (and setgid when
+    /// group-executable) as a write by an unprivileged process does
+    /// (should_remove_suid). The kernel does this itself for page-cache
+    /// writes; direct I/O writes (cache=none, O_DIRECT) leave it to us.
+    pub fn write_killing_privs(
+        &self,
+        ino: Ino,
+        off: u64,
+        data: &[u8],
+        kill_privs: bool,
+    ) -> FsResult<usize> {
         if ino == CONTROL_INO {
             self.control_write(data)?;
             return Ok(data.len());
@@ -1221,6 +1235,13 @@ impl Fs {
             let t = now();
             i.mtime = t;
             i.ctime = t;
+            if kill_privs {
+                let sgid_exec = libc::S_ISGID as u16 | libc::S_IXGRP as u16;
+                if i.perm & sgid_exec == sgid_exec {
+                    i.perm &= !(libc::S_ISGID as u16);
+                }
+                i.perm &= !(libc::S_ISUID as u16);
+            }
         }
         if r == Err(Errno(libc::ENOSPC)) {
             self.warn_full();

@@ -457,8 +457,12 @@ impl Filesystem for ZsfsFuse {
             reply.error(Errno::EACCES);
             return;
         }
-        let r = self.fs.write(ino.0, offset, data);
         let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+        // Page-cache writes had setuid/setgid dropped by the kernel (and
+        // carry no reliable caller); a direct write from anyone but root
+        // (CAP_FSETID, approximately) drops them here.
+        let kill_privs = !from_cache && req.uid() != 0;
+        let r = self.fs.write_killing_privs(ino.0, offset, data, kill_privs);
         match r {
             Ok(n) if n == data.len() || !from_cache => reply.written(n as u32),
             Ok(_) | Err(fs::Errno(libc::ENOSPC)) if from_cache => {
