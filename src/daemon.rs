@@ -151,7 +151,7 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
 
     let mut session = match zsfs::fuse_adapter::new_session(config, mountpoint) {
         Ok(s) => s,
-        Err(e) => return fail(status.as_mut(), mount_error_message(config, mountpoint, &e)),
+        Err(e) => return fail(status.as_mut(), mount_error_message(mountpoint, &e)),
     };
     let dev = mount_device(mountpoint);
     if let Some(dev) = &dev {
@@ -205,7 +205,7 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
 }
 
 /// Turn fuser's mount error into a sentence that says what to do.
-fn mount_error_message(config: &Config, mountpoint: &Path, e: &io::Error) -> String {
+fn mount_error_message(mountpoint: &Path, e: &io::Error) -> String {
     let mp = mountpoint.display();
     let text = e.to_string();
     if text.contains("user_allow_other") {
@@ -237,7 +237,6 @@ fn mount_error_message(config: &Config, mountpoint: &Path, e: &io::Error) -> Str
     } else {
         " (ordinary users mount through fusermount3 from the fuse3 package: is it installed?)"
     };
-    let _ = config;
     format!("cannot mount {mp}: {}{who}", text.trim_end())
 }
 
@@ -436,6 +435,9 @@ fn watcher_main(pipe: OwnedFd, mountpoint: &CString) -> ! {
             libc::signal(s, libc::SIG_IGN);
         }
     }
+    // The OOM killer may take the daemon; it must not take the process that
+    // cleans up after it (lowering the score needs root; else a no-op).
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     let mut msg = Vec::new();
     let _ = File::from(pipe).read_to_end(&mut msg);
     let msg = String::from_utf8_lossy(&msg);
