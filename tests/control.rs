@@ -3,6 +3,7 @@
 //! nothing, and only root and the mounter may write.
 
 mod common;
+use common::data::{noise, Rng};
 use common::*;
 
 use std::fs;
@@ -20,19 +21,6 @@ fn get(r: &Report, name: &str) -> u64 {
     r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
 }
 
-/// Deterministic pseudo-random bytes (xorshift), incompressible for LZ4.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Text-like block: compresses, but not to nothing, and differs per seed.
 fn texty(seed: u64, len: usize) -> Vec<u8> {
     let words = [
@@ -44,11 +32,9 @@ fn texty(seed: u64, len: usize) -> Vec<u8> {
         b"shrinker ",
     ];
     let mut out = Vec::with_capacity(len);
-    let mut x = seed | 1;
+    let mut rng = Rng::new(seed);
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = rng.next();
         out.extend_from_slice(words[(x % 6) as usize]);
         if x % 11 == 0 {
             out.extend_from_slice(format!("{x} ").as_bytes());

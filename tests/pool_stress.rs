@@ -3,25 +3,13 @@
 //!
 //! Run longer with `ZSFS_STRESS_SECS=60 cargo test --release --test pool_stress`.
 
+mod common;
+use common::data::tagged;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zsfs::pool::{Handle, Pool, PoolConfig};
-
-/// Object contents derived from a tag, so any reader can verify any object.
-fn bytes(tag: u64, len: usize) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Mostly small repeated values: like compressed data it is not,
-            // but the byte pattern differs per object, which is what matters.
-            x as u8
-        })
-        .collect()
-}
 
 fn secs() -> u64 {
     std::env::var("ZSFS_STRESS_SECS")
@@ -51,13 +39,13 @@ fn writers_readers_and_compactor_concurrently() {
                     0..=3 => {
                         let len = (rng >> 20) as usize % 4097;
                         next += 1;
-                        let h = pool.alloc(&bytes(next, len)).unwrap();
+                        let h = pool.alloc(&tagged(next, len)).unwrap();
                         live.push((h, next, len));
                     }
                     4..=6 if !live.is_empty() => {
                         let (h, tag, len) = live[(rng >> 8) as usize % live.len()];
                         let ok = pool
-                            .read_with(h, |b| b == bytes(tag, len).as_slice())
+                            .read_with(h, |b| b == tagged(tag, len).as_slice())
                             .unwrap();
                         assert!(ok, "thread {t}: object {tag} corrupted");
                         verified.fetch_add(1, Ordering::Relaxed);
@@ -66,7 +54,7 @@ fn writers_readers_and_compactor_concurrently() {
                         let i = (rng >> 8) as usize % live.len();
                         let (h, tag, len) = live.swap_remove(i);
                         let ok = pool
-                            .read_with(h, |b| b == bytes(tag, len).as_slice())
+                            .read_with(h, |b| b == tagged(tag, len).as_slice())
                             .unwrap();
                         assert!(ok, "thread {t}: object {tag} corrupted before free");
                         pool.free(h);
@@ -76,7 +64,7 @@ fn writers_readers_and_compactor_concurrently() {
             }
             for (h, tag, len) in live {
                 assert!(pool
-                    .read_with(h, |b| b == bytes(tag, len).as_slice())
+                    .read_with(h, |b| b == tagged(tag, len).as_slice())
                     .unwrap());
                 pool.free(h);
             }

@@ -3,6 +3,9 @@
 //! `ZSFS_STRESS_SECS=60 cargo test --release --test pool_writeback` runs the
 //! stress longer.
 
+mod common;
+use common::data::{tagged, Rng};
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,30 +13,11 @@ use std::time::{Duration, Instant};
 use zsfs::config::Backing;
 use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
 
-fn bytes(tag: u64, len: usize) -> Vec<u8> {
-    let mut x = tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn secs() -> u64 {
     std::env::var("ZSFS_STRESS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(4)
-}
-
-fn xorshift(r: &mut u64) -> u64 {
-    *r ^= *r << 13;
-    *r ^= *r >> 7;
-    *r ^= *r << 17;
-    *r
 }
 
 /// 4 writer threads allocate, read and free under a 256 KiB limit while the
@@ -55,21 +39,23 @@ fn tiny_limit_shrinker_and_writers_concurrently() {
         let (pool, stop, verified) = (pool.clone(), stop.clone(), verified.clone());
         writers.push(std::thread::spawn(move || {
             let mut live: Vec<(Handle, u64, usize)> = Vec::new();
-            let mut rng = t * 7919 + 17;
+            let mut rng = Rng::new(t * 7919 + 17);
             let mut next = t << 40;
             let check = |h: Handle, tag: u64, len: usize| {
                 let ok = pool
-                    .read_with(h, |b| b == bytes(tag, len).as_slice())
+                    .read_with(h, |b| b == tagged(tag, len).as_slice())
                     .unwrap();
                 assert!(ok, "thread {t}: object {tag} ({len} B) read back wrong");
             };
             while !stop.load(Ordering::Relaxed) {
-                let r = xorshift(&mut rng);
+                let r = rng.next();
                 match r % 10 {
                     0..=3 if live.len() < 3000 => {
                         let len = (r >> 20) as usize % 4097;
                         next += 1;
-                        let h = pool.alloc(&bytes(next, len)).expect("writeback makes room");
+                        let h = pool
+                            .alloc(&tagged(next, len))
+                            .expect("writeback makes room");
                         live.push((h, next, len));
                     }
                     4..=6 if !live.is_empty() => {
@@ -163,7 +149,7 @@ fn corrupted_backing_file_gives_checksum_errors_not_wrong_data() {
         ..Default::default()
     });
     let objs: Vec<_> = (0..300u64)
-        .map(|i| (pool.alloc(&bytes(i, 100 + i as usize * 13)).unwrap(), i))
+        .map(|i| (pool.alloc(&tagged(i, 100 + i as usize * 13)).unwrap(), i))
         .collect();
     pool.writeback(WritebackRequest::All).unwrap();
     // Flip one byte every 1000 from the first record on.
@@ -178,7 +164,7 @@ fn corrupted_backing_file_gives_checksum_errors_not_wrong_data() {
             Ok(v) => {
                 assert_eq!(
                     v,
-                    bytes(i, 100 + i as usize * 13),
+                    tagged(i, 100 + i as usize * 13),
                     "object {i}: wrong data returned"
                 );
                 good += 1;
@@ -248,7 +234,7 @@ fn full_backing_disk_loses_nothing() {
     let mut stored = Vec::new();
     let mut refused = 0;
     for i in 0..750u64 {
-        match pool.alloc(&bytes(i, 4096)) {
+        match pool.alloc(&tagged(i, 4096)) {
             Ok(h) => stored.push((h, i)),
             Err(PoolError::LimitReached { .. }) => refused += 1,
             Err(e) => panic!("object {i}: {e}"),
@@ -272,7 +258,7 @@ fn full_backing_disk_loses_nothing() {
     for &(h, i) in &stored {
         assert_eq!(
             pool.read_with(h, |b| b.to_vec()).unwrap(),
-            bytes(i, 4096),
+            tagged(i, 4096),
             "object {i} lost"
         );
     }
@@ -281,15 +267,15 @@ fn full_backing_disk_loses_nothing() {
     for &(h, _) in &gone {
         pool.free(h);
     }
-    let h = pool.alloc(&bytes(9999, 4096)).expect("room after frees");
+    let h = pool.alloc(&tagged(9999, 4096)).expect("room after frees");
     assert_eq!(
         pool.read_with(h, |b| b.to_vec()).unwrap(),
-        bytes(9999, 4096)
+        tagged(9999, 4096)
     );
     for &(h, i) in &kept {
         assert_eq!(
             pool.read_with(h, |b| b.to_vec()).unwrap(),
-            bytes(i, 4096),
+            tagged(i, 4096),
             "object {i} lost"
         );
     }

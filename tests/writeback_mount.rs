@@ -6,6 +6,7 @@
 //! lost, and the writer that finds memory and disk both full gets ENOSPC.
 
 mod common;
+use common::data::Rng;
 use common::*;
 
 use std::fs::{self, File, OpenOptions};
@@ -24,20 +25,6 @@ fn counters(mnt: &Path) -> Report {
 
 fn get(r: &Report, name: &str) -> u64 {
     r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
-}
-
-/// A small deterministic generator, so a failure names a reproducible seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// Bytes that LZ4 roughly halves: 16-byte runs of one byte between
@@ -59,7 +46,7 @@ fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
 fn churn(dir: PathBuf, seed: u64, ops: usize) {
     const FILES: usize = 6;
     const MAX: u64 = 3 << 20;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model: Vec<Vec<u8>> = vec![Vec::new(); FILES];
     let path = |i: usize| dir.join(format!("t{seed}-f{i}"));
     for (i, m) in model.iter().enumerate() {
@@ -185,7 +172,7 @@ fn full_backing_disk_loses_nothing() {
         backing.display()
     ));
     let mnt = m.path();
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut written = Vec::new();
     let mut enospc = false;
     for i in 0..200 {

@@ -13,6 +13,8 @@
 //! test binary uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod data;
+
 use std::ffi::CString;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
