@@ -223,3 +223,29 @@ fn help_lists_the_options() {
         assert!(s.contains(o), "--help mentions {o}: {s}");
     }
 }
+
+#[test]
+fn second_sigterm_ends_a_daemon_held_by_a_busy_detached_mount() {
+    let m = MountGuard::new("");
+    let path = m.path().to_path_buf();
+    let busy = std::fs::File::open(&path).unwrap();
+    let pid = m.pid().unwrap() as i32;
+    // SAFETY: our child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(wait_until(Duration::from_secs(10), || !zsfs_mounted_at(
+        &path
+    )));
+    // Still serving the open handle; a second signal ends it now.
+    assert!(busy.metadata().is_ok());
+    // SAFETY: our child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut m = m;
+    let st = m.wait_exit();
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "exit status 1: open files lost their mount"
+    );
+    drop(busy);
+    assert_no_process_for(&path);
+}
