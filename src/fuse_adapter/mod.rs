@@ -20,7 +20,10 @@
 //! invalidate the inode's cached attributes. The kernel then asks for
 //! attributes (a GETATTR carrying the file handle) at the writer's next
 //! write(2), and we answer ENOSPC, which write(2) returns: tmpfs behaviour,
-//! one write late.
+//! one write late. One difference stays: the kernel writes pages back in no
+//! fixed order, so the pages refused at the limit are not always the last
+//! ones written; they read as zeros. `cache=none` keeps tmpfs's exact
+//! "everything before the limit" behaviour.
 
 use crate::config::{CacheMode, Config};
 use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
