@@ -5,6 +5,8 @@
 //! consistent, and give back every inode and block once all is deleted and
 //! every kernel reference forgotten.
 
+mod common;
+use common::data::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -12,19 +14,6 @@ use zsfs::config::Config;
 use zsfs::fs::{Caller, FileKind, Fs, RenameFlags, ROOT_INO};
 
 const ME: Caller = Caller { uid: 0, gid: 0 };
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Remove everything under `dir`, depth first.
 fn clear(fs: &Fs, dir: u64) {
@@ -79,7 +68,7 @@ fn concurrent_namespace_and_data_operations() {
             .map(|t| {
                 let (fs, dirs, refs) = (&fs, &dirs, &refs);
                 s.spawn(move || {
-                    let mut rng = Rng(0x1234_5678 + t * 7919);
+                    let mut rng = Rng::new(0x1234_5678 + t * 7919);
                     let mut mine = Vec::new();
                     let name = |r: &mut Rng| format!("n{}", r.below(12)).into_bytes();
                     for _ in 0..20_000 {

@@ -19,7 +19,6 @@ mod common;
 use common::*;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
 
 const TOTAL: usize = 1 << 30;
 const CHUNK: usize = 1 << 20;
@@ -81,16 +80,6 @@ fn rss_bytes(pid: u32) -> u64 {
     kb * 1024
 }
 
-fn control_stat(mnt: &Path, key: &str) -> u64 {
-    let text = fs::read_to_string(mnt.join(".zsfs")).unwrap();
-    text.lines()
-        .find_map(|l| {
-            let mut it = l.split_whitespace();
-            (it.next() == Some(key)).then(|| it.next().unwrap().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{key} not in control file:\n{text}"))
-}
-
 fn drop_caches() {
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
@@ -119,10 +108,10 @@ fn rss_is_compressed_size_plus_bounded_overhead() {
     drop_caches();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let after = rss_bytes(pid);
-    let orig = control_stat(m.path(), "orig_data_size");
-    let compr = control_stat(m.path(), "compr_data_size");
-    let pool = control_stat(m.path(), "mem_used_total");
-    let blocks = orig / control_stat(m.path(), "block_size");
+    let orig = control_counter(m.path(), "orig_data_size");
+    let compr = control_counter(m.path(), "compr_data_size");
+    let pool = control_counter(m.path(), "mem_used_total");
+    let blocks = orig / control_counter(m.path(), "block_size");
     let overhead_bound = 64 * blocks + (32 << 20);
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     eprintln!(

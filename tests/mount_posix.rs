@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::data::noise;
 use common::*;
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -21,29 +22,6 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap()
 }
 
-/// Pseudo-random bytes (xorshift), incompressible.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn control_stat(mnt: &Path, key: &str) -> u64 {
-    let text = fs::read_to_string(mnt.join(".zsfs")).unwrap();
-    text.lines()
-        .find_map(|l| {
-            let mut it = l.split_whitespace();
-            (it.next() == Some(key)).then(|| it.next().unwrap().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{key} not in control file:\n{text}"))
-}
-
 fn file_io(mnt: &Path) {
     let p = mnt.join("f");
     fs::write(&p, b"hello world").unwrap();
@@ -59,7 +37,7 @@ fn file_io(mnt: &Path) {
     f.read_exact_at(&mut buf, 6).unwrap();
     assert_eq!(&buf, b"WORLD");
     // A big file of mixed content across many blocks.
-    let mut big = noise(3 << 20, 7);
+    let mut big = noise(7, 3 << 20);
     big.extend(std::iter::repeat_n(0u8, 1 << 20));
     big.extend(
         b"some text that compresses well. "
@@ -315,7 +293,7 @@ fn limits(options: &str) {
     assert_eq!(st.f_files, 20);
     // Write past size=: the writer gets ENOSPC (at write or at close) and
     // the bytes before the limit are kept.
-    let data = noise(12 << 20, 3);
+    let data = noise(3, 12 << 20);
     let p = r.join("full");
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&p)?;
@@ -394,11 +372,11 @@ fn control_file_is_reserved_and_counts() {
         Some(libc::EPERM)
     );
     fs::write(r.join("zeros"), vec![0u8; 8 * 4096]).unwrap();
-    fs::write(r.join("noise"), noise(4 * 4096, 9)).unwrap();
-    assert_eq!(control_stat(r, "same_pages"), 8);
-    assert_eq!(control_stat(r, "huge_pages"), 4);
-    assert_eq!(control_stat(r, "orig_data_size"), 12 * 4096);
-    assert_eq!(control_stat(r, "files"), 2);
+    fs::write(r.join("noise"), noise(9, 4 * 4096)).unwrap();
+    assert_eq!(control_counter(r, "same_pages"), 8);
+    assert_eq!(control_counter(r, "huge_pages"), 4);
+    assert_eq!(control_counter(r, "orig_data_size"), 12 * 4096);
+    assert_eq!(control_counter(r, "files"), 2);
     let mut f = OpenOptions::new().write(true).open(&ctl).unwrap();
     assert_eq!(
         f.write_all(b"no-such-command\n")
@@ -476,7 +454,7 @@ fn o_direct_and_concurrent_writers() {
     let buf = unsafe { std::alloc::alloc(layout) };
     // SAFETY: buf holds 65536 bytes.
     let s = unsafe { std::slice::from_raw_parts_mut(buf, 65536) };
-    s.copy_from_slice(&noise(65536, 5));
+    s.copy_from_slice(&noise(5, 65536));
     let want = s.to_vec();
     f.write_all(s).unwrap();
     s.fill(0);
@@ -491,7 +469,7 @@ fn o_direct_and_concurrent_writers() {
         for t in 0..4u64 {
             let r = r.clone();
             sc.spawn(move || {
-                let data = noise(2 << 20, t + 100);
+                let data = noise(t + 100, 2 << 20);
                 let p = r.join(format!("w{t}"));
                 let mut f = File::create(&p).unwrap();
                 for c in data.chunks(4096 + 17 * t as usize) {

@@ -167,6 +167,16 @@ pub fn pids_mentioning(needle: &Path) -> Vec<u32> {
     out
 }
 
+/// One counter of the control file (`.zsfs`) of the mount at `mnt`.
+pub fn control_counter(mnt: &Path, name: &str) -> u64 {
+    let path = mnt.join(".zsfs");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name} in {}:\n{text}", path.display()))
+}
+
 /// A zsfs mount for the duration of a test. See the module comment.
 pub struct MountGuard {
     /// The mountpoint (a temporary directory, mode 0755 so other users can
@@ -267,12 +277,7 @@ impl MountGuard {
 
     /// One counter of the mount's control file (`.zsfs`), e.g. `bd_reads`.
     pub fn counter(&self, name: &str) -> u64 {
-        let path = self.path().join(".zsfs");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no counter {name} in {}", path.display()))
+        control_counter(self.path(), name)
     }
 
     /// For a run on a mount with a pool limit far below its data: assert
