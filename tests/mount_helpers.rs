@@ -122,11 +122,28 @@ fn daemon_pid(path: &Path) -> u32 {
     found[0]
 }
 
+/// The watcher processes of the mount at `path`. A watcher that is running
+/// `fusermount3 -u -z` has a child that, between fork and exec, also looks
+/// like a watcher; the watcher reaps that one itself, so it is left out.
 fn watcher_pids(path: &Path) -> Vec<u32> {
     pids_mentioning(path)
         .into_iter()
-        .filter(|p| comm(*p) == "zsfs-watch")
+        .filter(|p| {
+            comm(*p) == "zsfs-watch" && parent_of(*p).is_none_or(|pp| comm(pp) != "zsfs-watch")
+        })
         .collect()
+}
+
+/// The parent pid of `pid`, from /proc (None once it is gone).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses: state, ppid.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Wait for a process that became our child (we are a subreaper) and
