@@ -152,6 +152,10 @@ pub enum TimeSet {
 /// The fields a `setattr` changes; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
+    /// Clear setuid, and setgid where group-exec is set, after the change:
+    /// the kernel leaves that to us under FUSE_HANDLE_KILLPRIV_V2 (a
+    /// chown, or a truncate by a caller without CAP_FSETID).
+    pub kill_suidgid: bool,
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -362,6 +366,16 @@ fn check_name(name: &[u8]) -> FsResult<()> {
         return err(libc::EINVAL);
     }
     Ok(())
+}
+
+/// What the kernel's `should_remove_suid` takes away: setuid always,
+/// setgid only with group-exec (without it, setgid means mandatory locking).
+fn clear_suidgid(perm: &mut u16) {
+    let sgid_exec = libc::S_ISGID as u16 | libc::S_IXGRP as u16;
+    if *perm & sgid_exec == sgid_exec {
+        *perm &= !(libc::S_ISGID as u16);
+    }
+    *perm &= !(libc::S_ISUID as u16);
 }
 
 impl Fs {
@@ -607,6 +621,9 @@ impl Fs {
         if let Some(gid) = s.gid {
             i.gid = gid;
             changed = true;
+        }
+        if s.kill_suidgid && s.mode.is_none() && n.kind == FileKind::File {
+            clear_suidgid(&mut i.perm);
         }
         if let Some(a) = s.atime {
             i.atime = match a {
@@ -1236,11 +1253,7 @@ impl Fs {
             i.mtime = t;
             i.ctime = t;
             if kill_privs {
-                let sgid_exec = libc::S_ISGID as u16 | libc::S_IXGRP as u16;
-                if i.perm & sgid_exec == sgid_exec {
-                    i.perm &= !(libc::S_ISGID as u16);
-                }
-                i.perm &= !(libc::S_ISUID as u16);
+                clear_suidgid(&mut i.perm);
             }
         }
         if r == Err(Errno(libc::ENOSPC)) {
