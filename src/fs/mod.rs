@@ -922,18 +922,16 @@ impl Fs {
 
     /// Parent of directory `ino`, reading locked inodes through `known`.
     fn parent_of(&self, ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<Ino> {
+        let parent = |i: &Inner| match &i.content {
+            Content::Dir(d) => Ok(d.parent),
+            _ => err(libc::ENOTDIR),
+        };
         if let Some((_, i)) = known.iter().find(|(k, _)| *k == ino) {
-            return match &i.content {
-                Content::Dir(d) => Ok(d.parent),
-                _ => err(libc::ENOTDIR),
-            };
+            return parent(i);
         }
         let n = self.get(ino)?;
         let i = n.inner.read();
-        match &i.content {
-            Content::Dir(d) => Ok(d.parent),
-            _ => err(libc::ENOTDIR),
-        }
+        parent(&i)
     }
 
     /// Whether `anc` is `ino` or one of its ancestors.
