@@ -329,7 +329,8 @@ impl MountGuard {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "zsfs did not exit within {EXIT_TIMEOUT:?}; log:\n{}",
+                    "zsfs -o '{}' did not exit within {EXIT_TIMEOUT:?}; log:\n{}",
+                    self.options,
                     self.log()
                 );
             }
@@ -346,19 +347,7 @@ impl MountGuard {
             path.display(),
             self.log()
         );
-        let mut child = self.child.take().expect("daemon running");
-        match wait_timeout(&mut child, EXIT_TIMEOUT) {
-            Some(st) => st,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "zsfs -o '{}' did not exit within {EXIT_TIMEOUT:?} of its unmount; log:\n{}",
-                    self.options,
-                    self.log()
-                );
-            }
-        }
+        self.wait_exit()
     }
 }
 
