@@ -101,6 +101,9 @@ pub struct Config {
     /// The shrinker rotates a zspage read since it last looked once before
     /// writing it back (`second_chance=on|off`, zswap's referenced bit).
     pub second_chance: bool,
+    /// Identical blocks share one pool object (`dedup=on|off`); off stores
+    /// every block separately, exactly as before dedup existed.
+    pub dedup: bool,
     /// Writeback target (`backing=`).
     pub backing: Backing,
     /// Name of the control file at the mount's root (`control=`).
@@ -139,6 +142,7 @@ impl Default for Config {
             pool_limit: None,
             accept_threshold: 90,
             second_chance: true,
+            dedup: true,
             backing: Backing::TempFile,
             control_name: ".zsfs".to_string(),
             mount_flags: MountFlags::default(),

@@ -61,6 +61,7 @@ zsfs options (-o, comma-separated, as for mount -t tmpfs):
                         of it (default 90)
   second_chance=on|off  give read zspages one more trip round the LRU
                         before writeback (default on)
+  dedup=on|off          identical blocks share one stored object (default on)
   backing=PATH|none     writeback file (default: unlinked file in $TMPDIR)
   control=NAME          name of the control file at the root (default .zsfs)
   ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync,
@@ -208,6 +209,13 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 _ => return Err(bad_value(word, name, "`on` or `off`")),
             };
         }
+        "dedup" => {
+            c.dedup = match need(word, name, value)? {
+                "on" => true,
+                "off" => false,
+                _ => return Err(bad_value(word, name, "`on` or `off`")),
+            };
+        }
         "accept_threshold" => {
             let v = need(word, name, value)?;
             let p = v.strip_suffix('%').unwrap_or(v);
@@ -280,7 +288,7 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 format!(
                     "unknown option `{word}`; accepted: size=, nr_inodes=, mode=, uid=, gid=, \
                      block_size=, threads=, cache=, allow_other, pool_limit=, second_chance=, \
-                     accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
+                     dedup=, accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
                      noexec, noatime, sync, dirsync) and the fstab words (defaults, noauto, \
                      nofail, user, _netdev, x-systemd.*); see zsfs --help"
                 ),
@@ -549,6 +557,11 @@ mod tests {
         assert!(parse("second_chance=on").unwrap().second_chance);
         assert!(!parse("second_chance=off").unwrap().second_chance);
         assert!(parse_err("second_chance=maybe").contains("`on` or `off`"));
+        assert!(parse("").unwrap().dedup, "dedup is on by default");
+        assert!(parse("dedup=on").unwrap().dedup);
+        assert!(!parse("size=1g,dedup=off").unwrap().dedup);
+        assert!(parse_err("dedup=1").contains("`on` or `off`"));
+        assert!(parse_err("dedup").contains("dedup"));
         for bad in [
             "pool_limit=0",
             "pool_limit=101%",

@@ -46,13 +46,18 @@ macro_rules! fields {
 fields! {
     // zram mm_stat
     "orig_data_size" Bytes "Uncompressed bytes of the blocks stored, same-filled ones included (holes are not stored).",
-    "compr_data_size" Bytes "Compressed bytes of the objects in the pool and in the backing file.",
+    "compr_data_size" Bytes "Compressed bytes of the objects in the pool and in the backing file, each object shared by dedup once.",
     "mem_used_total" Bytes "Memory the pool holds from the OS right now (its zspages' pages).",
     "mem_limit" Bytes "The pool limit (`pool_limit=`); 0 means none.",
     "mem_used_max" Bytes "Peak of mem_used_total since mount or `reset mem_used_max`.",
     "same_pages" Blocks "Blocks whose bytes are all the same, stored as that byte with no pool object.",
     "pages_compacted" Pages "Pages given back by compaction, cumulative.",
     "huge_pages" Blocks "Blocks that did not compress and are stored raw.",
+    // dedup (zram's out-of-tree dedup patch called these dup_data_size, meta_data_size)
+    "dedup_pages" Blocks "Blocks served by a pool object another block already holds (identical content, `dedup=on`).",
+    "dedup_data_size" Bytes "Object bytes those blocks would take without dedup (not in compr_data_size).",
+    "dedup_index_bytes" Bytes "Memory of the dedup index (hash tables and reference counts), outside mem_used_total.",
+    "dedup_collisions" Count "Hash matches whose content differed (stored separately), cumulative.",
     // zram bd_stat
     "bd_count" Pages "Pool data now in the backing file, in 4 KiB units.",
     "bd_reads" Pages "Reads from the backing file, in 4 KiB units.",

@@ -46,6 +46,10 @@ impl Fs {
         r.push("same_pages", st.same_pages);
         r.push("pages_compacted", pool.pages_compacted);
         r.push("huge_pages", st.huge_pages);
+        r.push("dedup_pages", st.dedup_pages);
+        r.push("dedup_data_size", st.dedup_data_size);
+        r.push("dedup_index_bytes", st.dedup_index_bytes);
+        r.push("dedup_collisions", st.dedup_collisions);
         r.push("bd_count", pool.bd_count);
         r.push("bd_reads", pool.bd_reads);
         r.push("bd_writes", pool.bd_writes);

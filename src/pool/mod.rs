@@ -920,6 +920,14 @@ impl Core {
         }
     }
 
+    /// Whether the object is in memory right now. Only a hint: writeback
+    /// may move it to disk the next instant (a read still works then).
+    pub fn is_resident(&self, h: Handle) -> bool {
+        // Acquire: as in read_into.
+        let entry = self.handles.entry(h.id()).load(Ordering::Acquire);
+        matches!(Loc::decode(entry), Loc::Mem { .. })
+    }
+
     /// Free the object. The handle must not be used again.
     pub fn free(&self, h: Handle) {
         let id = h.id();
@@ -1400,6 +1408,11 @@ impl Pool {
     /// Size of the object in bytes.
     pub fn object_len(&self, h: Handle) -> usize {
         self.core.object_len(h)
+    }
+    /// Whether the object is in memory now (not written back); a hint that
+    /// may be stale by the time the caller acts, never wrong about a read.
+    pub fn is_resident(&self, h: Handle) -> bool {
+        self.core.is_resident(h)
     }
     /// Free the object (in memory or on disk). The handle must not be used again.
     pub fn free(&self, h: Handle) {

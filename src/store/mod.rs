@@ -13,18 +13,35 @@
 //!   `huge_pages`).
 //! * otherwise: LZ4 block format (lz4_flex) -> [`Block::Lz4`].
 //!
-//! The store holds no locks of its own: counters are atomics, the pool
-//! synchronises internally, and the compression scratch buffer is per thread.
-//! Callers (the fs core) serialise access to one block through the owning
-//! inode's lock, so compression never runs under a global lock.
+//! With `dedup=on` (the default) a block that is not same-filled is first
+//! looked up by content in the dedup index (`dedup.rs`): if an object with
+//! exactly these bytes is in memory, the new block names the same handle
+//! and takes a reference, without compressing or allocating. `free` drops a
+//! reference; the last one frees the object. Two blocks with equal handles
+//! are therefore normal, and `Block` stays a plain `Copy` value.
+//!
+//! Counters: `orig_data_size`, `same_pages`, `huge_pages` and
+//! `compressed_pages` count blocks (logical); `compr_data_size` counts each
+//! pool object once, as zram does with dedup; `dedup_pages` counts blocks
+//! served by an object another block already holds.
+//!
+//! The store's only locks are the dedup index's shard locks (see its lock
+//! order); counters are atomics, the pool synchronises internally, and the
+//! scratch buffers are per thread. Callers (the fs core) serialise access
+//! to one block through the owning inode's lock, so compression never runs
+//! under a global lock.
+
+mod dedup;
 
 use crate::pool::{Handle, Pool, PoolConfig, PoolError, PoolStats};
+use dedup::{Dedup, Key, Release};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A stored block. 16 bytes; lives in the inode's block map.
+/// A stored block. 16 bytes; lives in the inode's block map. With dedup,
+/// several blocks may name one handle; each is one reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Block {
+pub enum Block {
     /// Every byte of the block is this value; nothing in the pool.
     Same(u8),
     /// LZ4 block-compressed object in the pool.
@@ -82,6 +99,15 @@ pub struct StoreStats {
     pub compr_data_size: u64,
     /// Blocks whose compression ran but did not pay (zswap `reject_compress_poor`).
     pub reject_compress_poor: u64,
+    /// Blocks served by a pool object another block already holds: the sum
+    /// over shared objects of (references - 1).
+    pub dedup_pages: u64,
+    /// Object bytes those blocks would have cost without dedup.
+    pub dedup_data_size: u64,
+    /// Memory of the dedup index (tables and reference counts), outside the pool.
+    pub dedup_index_bytes: u64,
+    /// Hash matches whose content differed (not shared), cumulative.
+    pub dedup_collisions: u64,
 }
 
 /// The codec plus the pool it stores into.
@@ -100,15 +126,25 @@ pub struct Store {
     huge_pages: AtomicU64,
     /// Live `Block::Lz4` blocks.
     compressed_pages: AtomicU64,
-    /// Sum of pool object sizes over live `Raw` and `Lz4` blocks.
+    /// Sum of pool object sizes over live objects (each shared object once).
     compr_data_size: AtomicU64,
     /// Cumulative count of blocks that compressed too poorly to keep.
     reject_compress_poor: AtomicU64,
+    /// The content index; `None` with `dedup=off` (every block its own object).
+    dedup: Option<Dedup>,
+    /// Sum over indexed objects of (refs - 1).
+    dedup_pages: AtomicU64,
+    /// Sum over indexed objects of (refs - 1) * object length.
+    dedup_data_size: AtomicU64,
+    /// Cumulative hash matches that failed the content comparison.
+    dedup_collisions: AtomicU64,
 }
 
 thread_local! {
     /// LZ4 output scratch, sized for the largest block; one per request thread.
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A dedup candidate decompressed for comparison; one per request thread.
+    static VERIFY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The pool configuration for a store of `block_size` blocks. The only place
@@ -127,15 +163,29 @@ impl Store {
         Store::with_pool(block_size, Pool::new(pool_config(block_size)))
     }
 
+    /// A store over an existing pool, with dedup on or off.
+    pub fn with_pool_dedup(block_size: usize, pool: Pool, dedup: bool) -> Store {
+        let mut s = Store::with_pool(block_size, pool);
+        if !dedup {
+            s.dedup = None;
+        }
+        s
+    }
+
     /// The store a mount's options describe: its pool takes `block_size=`,
     /// `pool_limit=`, `accept_threshold=` and `backing=` from `config`, and
     /// runs the shrinker when there is a backing file.
     pub fn from_config(config: &crate::config::Config) -> Result<Store, PoolError> {
         let pool = Pool::from_config(config)?;
-        Ok(Store::with_pool(config.block_size as usize, pool))
+        Ok(Store::with_pool_dedup(
+            config.block_size as usize,
+            pool,
+            config.dedup,
+        ))
     }
 
-    /// A store over an existing pool (built with [`pool_config`]'s settings).
+    /// A store over an existing pool (built with [`pool_config`]'s
+    /// settings), dedup on as by default.
     pub fn with_pool(block_size: usize, pool: Pool) -> Store {
         assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
         Store {
@@ -151,6 +201,10 @@ impl Store {
             compressed_pages: AtomicU64::new(0),
             compr_data_size: AtomicU64::new(0),
             reject_compress_poor: AtomicU64::new(0),
+            dedup: Some(Dedup::new()),
+            dedup_pages: AtomicU64::new(0),
+            dedup_data_size: AtomicU64::new(0),
+            dedup_collisions: AtomicU64::new(0),
         }
     }
 
@@ -164,7 +218,7 @@ impl Store {
     }
 
     /// Store one block of exactly `block_size` bytes.
-    pub(crate) fn put(&self, data: &[u8]) -> Result<Block, StoreError> {
+    pub fn put(&self, data: &[u8]) -> Result<Block, StoreError> {
         assert_eq!(data.len(), self.block_size, "store takes whole blocks");
         if let Some(b) = same_filled(data) {
             self.same_pages.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +226,70 @@ impl Store {
                 .fetch_add(self.block_size as u64, Ordering::Relaxed);
             return Ok(Block::Same(b));
         }
+        let Some(dedup) = &self.dedup else {
+            return self.put_new(data);
+        };
+        let key = Key::of(data);
+        if let Some(h) = dedup.lookup(key, |h| self.holds(h, data)) {
+            let len = self.pool.object_len(h) as u64;
+            self.dedup_pages.fetch_add(1, Ordering::Relaxed);
+            self.dedup_data_size.fetch_add(len, Ordering::Relaxed);
+            self.orig_data_size
+                .fetch_add(self.block_size as u64, Ordering::Relaxed);
+            // Raw objects are exactly a block; compressed ones are smaller.
+            return Ok(if len == self.block_size as u64 {
+                self.huge_pages.fetch_add(1, Ordering::Relaxed);
+                Block::Raw(h)
+            } else {
+                self.compressed_pages.fetch_add(1, Ordering::Relaxed);
+                Block::Lz4(h)
+            });
+        }
+        // Compressed and allocated with no shard lock held; a writer storing
+        // the same bytes meanwhile makes a second indexed copy, which costs
+        // memory until one is freed, never correctness.
+        let block = self.put_new(data)?;
+        if let Block::Lz4(h) | Block::Raw(h) = block {
+            dedup.insert(key, h);
+        }
+        Ok(block)
+    }
+
+    /// Whether `h` (an indexed object, kept alive by the caller's shard
+    /// lock) is in memory and holds exactly `data`. A written-back object is
+    /// not compared (that would be a disk read under the shard lock), nor is
+    /// one whose read fails.
+    fn holds(&self, h: Handle, data: &[u8]) -> bool {
+        if !self.pool.is_resident(h) {
+            return false;
+        }
+        let raw = self.pool.object_len(h) == self.block_size;
+        let same = self.pool.read_with(h, |src| {
+            if raw {
+                return src == data;
+            }
+            VERIFY.with(|v| {
+                let mut out = v.borrow_mut();
+                out.resize(self.block_size, 0);
+                matches!(lz4_flex::block::decompress_into(src, &mut out), Ok(n) if n == data.len())
+                    && out[..] == *data
+            })
+        });
+        match same {
+            Ok(true) => true,
+            Ok(false) => {
+                self.dedup_collisions.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(e) => {
+                log::debug!("dedup: candidate unreadable ({e}); storing a new copy");
+                false
+            }
+        }
+    }
+
+    /// Compress and allocate a new object for a block that is not same-filled.
+    fn put_new(&self, data: &[u8]) -> Result<Block, StoreError> {
         let block = SCRATCH.with(|s| {
             let mut out = s.borrow_mut();
             let need = lz4_flex::block::get_maximum_output_size(self.block_size);
@@ -209,7 +327,7 @@ impl Store {
     }
 
     /// Load a block into `out` (exactly `block_size` bytes).
-    pub(crate) fn get(&self, block: &Block, out: &mut [u8]) -> Result<(), StoreError> {
+    pub fn get(&self, block: &Block, out: &mut [u8]) -> Result<(), StoreError> {
         debug_assert_eq!(out.len(), self.block_size);
         match *block {
             Block::Same(b) => {
@@ -241,27 +359,74 @@ impl Store {
         }
     }
 
-    /// Drop a block; its handle (if any) is freed.
-    pub(crate) fn free(&self, block: Block) {
+    /// Drop a block: one reference to its object; the last frees it.
+    pub fn free(&self, block: Block) {
         self.orig_data_size
             .fetch_sub(self.block_size as u64, Ordering::Relaxed);
-        match block {
+        let h = match block {
             Block::Same(_) => {
                 self.same_pages.fetch_sub(1, Ordering::Relaxed);
+                return;
             }
             Block::Raw(h) => {
                 self.huge_pages.fetch_sub(1, Ordering::Relaxed);
-                self.compr_data_size
-                    .fetch_sub(self.block_size as u64, Ordering::Relaxed);
-                self.pool.free(h);
+                h
             }
             Block::Lz4(h) => {
                 self.compressed_pages.fetch_sub(1, Ordering::Relaxed);
-                let n = self.pool.object_len(h) as u64;
-                self.compr_data_size.fetch_sub(n, Ordering::Relaxed);
-                self.pool.free(h);
+                h
             }
+        };
+        // Read before release: after the last reference the handle may be reused.
+        let n = self.pool.object_len(h) as u64;
+        let release = self
+            .dedup
+            .as_ref()
+            .map_or(Release::NotIndexed, |d| d.release(h));
+        if release == Release::Shared {
+            self.dedup_pages.fetch_sub(1, Ordering::Relaxed);
+            self.dedup_data_size.fetch_sub(n, Ordering::Relaxed);
+            return;
         }
+        self.compr_data_size.fetch_sub(n, Ordering::Relaxed);
+        self.pool.free(h);
+    }
+
+    /// Blocks naming the object of `block` (1 without dedup; 0 for same-filled).
+    pub fn refs(&self, block: &Block) -> u64 {
+        match (*block, &self.dedup) {
+            (Block::Same(_), _) => 0,
+            (Block::Lz4(h) | Block::Raw(h), Some(d)) => d.refs(h).max(1),
+            (_, None) => 1,
+        }
+    }
+
+    /// Assert the pool's and the dedup index's invariants, and that the
+    /// counters agree with them. Only when no put or free runs concurrently
+    /// (tests); the pool's own checks are safe at any time.
+    pub fn debug_check_consistency(&self) {
+        self.pool.debug_check_consistency();
+        let ps = self.pool.stats();
+        let st = self.stats();
+        if let Some(d) = &self.dedup {
+            let (objects, refs) = d.debug_check(&self.pool);
+            assert_eq!(
+                objects,
+                ps.objects + ps.disk_objects,
+                "indexed vs pool objects"
+            );
+            assert_eq!(refs - objects, st.dedup_pages, "dedup_pages");
+        }
+        assert_eq!(
+            st.compr_data_size,
+            ps.bytes_stored + ps.disk_bytes,
+            "compr_data_size vs pool bytes"
+        );
+        assert_eq!(
+            st.huge_pages + st.compressed_pages,
+            ps.objects + ps.disk_objects + st.dedup_pages,
+            "blocks vs objects + shared references"
+        );
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -272,6 +437,10 @@ impl Store {
             compressed_pages: self.compressed_pages.load(Ordering::Relaxed),
             compr_data_size: self.compr_data_size.load(Ordering::Relaxed),
             reject_compress_poor: self.reject_compress_poor.load(Ordering::Relaxed),
+            dedup_pages: self.dedup_pages.load(Ordering::Relaxed),
+            dedup_data_size: self.dedup_data_size.load(Ordering::Relaxed),
+            dedup_index_bytes: self.dedup.as_ref().map_or(0, Dedup::index_bytes),
+            dedup_collisions: self.dedup_collisions.load(Ordering::Relaxed),
         }
     }
 
@@ -318,7 +487,11 @@ mod tests {
         assert_eq!(s.stats().same_pages, 1);
         assert_eq!(s.stats().orig_data_size, 4096);
         s.free(b);
-        assert_eq!(s.stats(), StoreStats::default());
+        let st = StoreStats {
+            dedup_index_bytes: 0,
+            ..s.stats()
+        };
+        assert_eq!(st, StoreStats::default());
     }
 
     #[test]
