@@ -390,7 +390,7 @@ impl Dedup {
             .expect("indexed handle has a slot");
         let delta = shard.remove_at(i);
         meta.store(0, Ordering::Release);
-        drop(shard);
+        // Under the lock, so debug_check's byte count is exact.
         self.account(delta);
         Release::Last
     }
@@ -409,9 +409,9 @@ impl Dedup {
             + (META_DIR * 8 + SHARDS * std::mem::size_of::<Padded>()) as u64
     }
 
-    /// Check the invariants with every shard locked (no put or free can run
-    /// meanwhile); returns (indexed objects, sum of refs). Panics on a
-    /// violation. Every indexed handle must be live in `pool`.
+    /// Check the invariants with every shard locked (so safe while puts,
+    /// frees, compaction and writeback run); returns (indexed objects, sum
+    /// of refs). Panics on a violation. Every indexed handle must be live.
     pub(crate) fn debug_check(&self, pool: &Pool) -> (u64, u64) {
         let guards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
         let mut objects = 0u64;
