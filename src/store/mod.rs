@@ -149,7 +149,7 @@ thread_local! {
 
 /// The pool configuration for a store of `block_size` blocks. The only place
 /// a pool is configured, so the integrator can swap in another constructor.
-pub(crate) fn pool_config(block_size: usize) -> PoolConfig {
+pub fn pool_config(block_size: usize) -> PoolConfig {
     PoolConfig {
         // Raw blocks are the largest objects the store hands the pool.
         max_object_size: block_size,
