@@ -143,8 +143,10 @@ fn compact_after_deleting_half_lowers_memory() {
     let mnt = m.path();
     // Many small files of varied compressibility fill zspages of many
     // classes; deleting every other one leaves them half empty.
+    // Even seeds only: Rng::new(2k) and Rng::new(2k + 1) are the same
+    // sequence, and dedup would make such twins share one object.
     for i in 0..600u64 {
-        write_file(&mnt.join(format!("f{i}")), &texty(i, 4096));
+        write_file(&mnt.join(format!("f{i}")), &texty(2 * i, 4096));
     }
     for i in (0..600u64).step_by(2) {
         fs::remove_file(mnt.join(format!("f{i}"))).unwrap();
@@ -162,7 +164,10 @@ fn compact_after_deleting_half_lowers_memory() {
     assert!(get(&after, "pages_compacted") > get(&before, "pages_compacted"));
     // The data survived the moves.
     for i in (1..600u64).step_by(2) {
-        assert_eq!(fs::read(mnt.join(format!("f{i}"))).unwrap(), texty(i, 4096));
+        assert_eq!(
+            fs::read(mnt.join(format!("f{i}"))).unwrap(),
+            texty(2 * i, 4096)
+        );
     }
 }
 
