@@ -85,6 +85,16 @@ fn copies_share_and_stay_independent(options: &str, expect_full_sharing: bool) -
         get(&after_copies, "dedup_index_bytes"),
         get(&after_copies, "bd_writes"),
     );
+    let human = std::process::Command::new(zsfs_bin())
+        .arg("stats")
+        .arg(mnt)
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains(&format!("dedup        {shared} blocks share")),
+        "zsfs stats:\n{human}"
+    );
     if expect_full_sharing {
         assert_eq!(shared, (COPIES as u64 - 1) * blocks, "{after_copies:?}");
         // One copy's worth of objects, not COPIES (LZ4 takes this data to

@@ -243,6 +243,16 @@ fn human(r: &Report, mount: &Path) -> String {
         g("same_pages"),
         g("huge_pages")
     );
+    // A daemon from before dedup has no such fields: say nothing then.
+    if r.get("dedup_index_bytes").is_some_and(|n| n > 0.0) {
+        let _ = writeln!(
+            o,
+            "  dedup        {:.0} blocks share another's object, {} not stored; index {}",
+            g("dedup_pages"),
+            b("dedup_data_size"),
+            b("dedup_index_bytes")
+        );
+    }
     let _ = writeln!(
         o,
         "  backing      {} on disk; {} written, {} read back",
