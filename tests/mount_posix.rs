@@ -552,3 +552,105 @@ fn write_drops_setuid_with_page_cache() {
 fn write_drops_setuid_with_direct_io() {
     write_drops_setuid("cache=none");
 }
+
+/// Run `script` under `sh -c` with the mount as $1; another process, so
+/// nothing it does can reach our view of the file but the kernel's
+/// invalidations (attributes are cached for a day, see the adapter's TTL).
+fn sh(mnt: &Path, script: &str) {
+    let st = std::process::Command::new("sh")
+        .args(["-c", script, "sh"])
+        .arg(mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{script}: {st}");
+}
+
+fn stat_sees_other_processes(options: &str) {
+    let m = MountGuard::new(options);
+    let r = m.path();
+    let p = r.join("f");
+    fs::write(&p, b"12345").unwrap();
+    let before = fs::metadata(&p).unwrap();
+    assert_eq!(before.len(), 5);
+    // Size, mtime and st_blocks after another process appended and closed.
+    sh(r, "head -c 65536 /dev/urandom >> \"$1/f\"");
+    let md = fs::metadata(&p).unwrap();
+    assert_eq!(md.len(), 5 + 65536);
+    assert!(md.modified().unwrap() >= before.modified().unwrap());
+    assert!(md.blocks() >= 65536 / 512, "st_blocks {}", md.blocks());
+    // mtime set by another process, then mode and a rename.
+    sh(r, "touch -m -d @1000000000 \"$1/f\"");
+    assert_eq!(fs::metadata(&p).unwrap().mtime(), 1_000_000_000);
+    sh(r, "chmod 600 \"$1/f\"");
+    assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
+    sh(r, "mv \"$1/f\" \"$1/g\"");
+    assert_eq!(
+        fs::metadata(&p).unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    assert_eq!(fs::metadata(r.join("g")).unwrap().len(), 5 + 65536);
+    // A name another process creates where we saw none (a cached negative
+    // entry) and one it removes.
+    assert!(fs::metadata(r.join("h")).is_err());
+    sh(r, "echo hi > \"$1/h\" && rm \"$1/g\"");
+    assert_eq!(fs::read(r.join("h")).unwrap(), b"hi\n");
+    assert!(fs::metadata(r.join("g")).is_err());
+    // atime moves when another process reads (relatime: atime <= mtime).
+    let h = r.join("h");
+    fs::File::open(&h)
+        .unwrap()
+        .set_times(
+            fs::FileTimes::new()
+                .set_accessed(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000))
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2000)),
+        )
+        .unwrap();
+    assert_eq!(fs::metadata(&h).unwrap().atime(), 1000);
+    sh(r, "cat \"$1/h\" > /dev/null");
+    assert!(fs::metadata(&h).unwrap().atime() > 2000);
+    // Link counts seen through another name.
+    sh(r, "ln \"$1/h\" \"$1/h2\"");
+    assert_eq!(fs::metadata(&h).unwrap().nlink(), 2);
+    sh(r, "rm \"$1/h2\"");
+    assert_eq!(fs::metadata(&h).unwrap().nlink(), 1);
+}
+
+#[test]
+fn stat_sees_other_processes_with_page_cache() {
+    stat_sees_other_processes("");
+}
+
+#[test]
+fn stat_sees_other_processes_with_direct_io() {
+    stat_sees_other_processes("cache=none");
+}
+
+/// FLUSH is refused (ENOSYS, see the adapter): close(2) must still report a
+/// page-cache write the size limit refused, if write(2) did not already.
+#[test]
+fn close_reports_enospc_without_flush() {
+    let m = MountGuard::new("size=4m");
+    let p = cstr(&m.path().join("big"));
+    // Once with FLUSH refused for good: the first close sends it.
+    fs::write(m.path().join("small"), b"x").unwrap();
+    // SAFETY: valid path; the fd is closed below.
+    let fd = unsafe { libc::open(p.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644) };
+    assert!(fd >= 0);
+    let data = noise(5, 1 << 20);
+    let mut write_err = None;
+    for _ in 0..8 {
+        // SAFETY: fd is open; data is a valid buffer of that length.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            write_err = Some(errno());
+            break;
+        }
+    }
+    // SAFETY: fd is open and closed only here.
+    let closed = unsafe { libc::close(fd) };
+    let close_err = (closed != 0).then(errno);
+    assert!(
+        write_err == Some(libc::ENOSPC) || close_err == Some(libc::ENOSPC),
+        "write: {write_err:?}, close: {close_err:?}"
+    );
+}

@@ -184,32 +184,59 @@ impl FileData {
     }
 
     /// Read up to `len` bytes at `off`; short at end of file.
+    #[cfg(test)]
     pub(crate) fn read(&self, cx: &Ctx, off: u64, len: usize) -> FsResult<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(cx, off, len, &mut out)?;
+        Ok(out)
+    }
+
+    /// Bytes a read of `len` at `off` returns (short at end of file).
+    pub(crate) fn read_len(&self, off: u64, len: usize) -> usize {
         if off >= self.size {
-            return Ok(Vec::new());
+            return 0;
         }
-        let end = self.size.min(off.saturating_add(len as u64));
+        (self.size.min(off.saturating_add(len as u64)) - off) as usize
+    }
+
+    /// Read up to `len` bytes at `off` into `out`, which is resized to what
+    /// was read; every byte of it is written, so a reused buffer needs no
+    /// zeroing.
+    pub(crate) fn read_into(
+        &self,
+        cx: &Ctx,
+        off: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> FsResult<()> {
+        out.resize(self.read_len(off, len), 0);
+        self.fill(cx, off, out)
+    }
+
+    /// Fill `dst` with the file's bytes at `off..off + dst.len()`, all
+    /// below `size`.
+    fn fill(&self, cx: &Ctx, off: u64, dst: &mut [u8]) -> FsResult<()> {
         let bs = cx.bs();
-        let mut out = vec![0u8; (end - off) as usize];
+        let end = off + dst.len() as u64;
         let mut tmp: Vec<u8> = Vec::new();
         let mut pos = off;
         while pos < end {
             let idx = pos / bs;
             let boff = (pos % bs) as usize;
             let n = ((bs - boff as u64).min(end - pos)) as usize;
-            let dst = &mut out[(pos - off) as usize..][..n];
-            if self.present(idx) {
-                if n as u64 == bs {
-                    self.load(cx, idx, dst)?;
-                } else {
-                    tmp.resize(bs as usize, 0);
-                    self.load(cx, idx, &mut tmp)?;
-                    dst.copy_from_slice(&tmp[boff..boff + n]);
-                }
-            } // else: a hole, already zero
+            let d = &mut dst[(pos - off) as usize..][..n];
+            if !self.present(idx) {
+                d.fill(0);
+            } else if n as u64 == bs {
+                self.load(cx, idx, d)?;
+            } else {
+                tmp.resize(bs as usize, 0);
+                self.load(cx, idx, &mut tmp)?;
+                d.copy_from_slice(&tmp[boff..boff + n]);
+            }
             pos += n as u64;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Write `data` at `off`. Returns the bytes written: short (but not zero)

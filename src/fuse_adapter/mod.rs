@@ -11,6 +11,19 @@
 //! writes, and for `cache=none` direct I/O on every file with
 //! FUSE_DIRECT_IO_ALLOW_MMAP so shared mmap still works.
 //!
+//! # Round trips
+//! A synchronous request costs ~25 us on a VM (the idle vCPU halts and the
+//! cross-CPU wakeup is slow), so the adapter avoids the ones it can: FLUSH
+//! is refused with ENOSYS (see `flush`) and entries and attributes are
+//! cached for a long time (see `TTL`). What stays per created file is
+//! kernel-forced: LOOKUP (negative, from atomic_open), CREATE, GETATTR of
+//! the parent (fuse_dir_changed invalidated its mode, which
+//! default_permissions needs), GETXATTR security.capability at the first
+//! write and at chown (FUSE clears SB_NOSEC, so S_NOSEC never caches "no
+//! capability"), and SETATTR per chmod/chown/utimes plus one to flush the
+//! kernel-owned mtime/ctime first (write_inode_now in fuse_do_setattr, and
+//! in fuse_unlink for the ctime; writeback cache only).
+//!
 //! # ENOSPC under the writeback cache
 //! With the writeback cache, write(2) only fills the kernel's page cache;
 //! the data reaches us later, and a write refused then (size= reached)
@@ -43,13 +56,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-/// How long the kernel may cache attributes and entries. Only this mount
-/// changes the tree, and the kernel invalidates what it changes itself, so
-/// the TTL only bounds staleness of fields the daemon changes on its own
-/// (atime, st_blocks).
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache attributes and entries (positive and
+/// negative). Only this mount changes the tree, and every change made
+/// through it invalidates what it touches in the kernel (fuse_dir_changed,
+/// fuse_invalidate_attr after unlink/link/rename/setxattr, the attributes
+/// in every SETATTR/CREATE reply). What the daemon changes on its own is
+/// invalidated by the kernel too: atime after READ/READDIR/READLINK
+/// (fuse_invalidate_atime), st_blocks at close (fuse_flush), size, mtime
+/// and st_blocks after a direct write (fuse_write_update_attr), and the
+/// ENOSPC path notifies explicitly. So the TTL no longer bounds anything
+/// that matters and a long one saves the revalidation LOOKUP/GETATTR round
+/// trips a 1 s TTL cost on any walk longer than a second. The one field that
+/// can lag is st_blocks of a file still open with page-cache writes (it
+/// lagged before too: dirty pages are not ours until written back). The
+/// control file is the exception; see [`CONTROL_TTL`].
+const TTL: Duration = Duration::from_secs(24 * 3600);
+/// The control file's size and times change with every counter the daemon
+/// moves, without the kernel knowing: never let it cache them.
+const CONTROL_TTL: Duration = Duration::ZERO;
+
+/// The TTL for an entry or attributes of `ino`.
+fn ttl(ino: u64) -> &'static Duration {
+    if ino == CONTROL_INO {
+        &CONTROL_TTL
+    } else {
+        &TTL
+    }
+}
 /// Largest write request (the kernel's default FUSE limit, 256 pages).
 const MAX_WRITE: u32 = 1 << 20;
+thread_local! {
+    /// The request thread's READ reply buffer; see `read`. It grows to the
+    /// largest READ, which max_pages (from MAX_WRITE) bounds at 1 MiB.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest READ request (the `max_read=` mount option). A 1 MiB read(2),
+/// direct (FUSE_ASYNC_DIO) or by readahead, goes out as MAX_WRITE / MAX_READ
+/// requests at once, which the request threads decompress in parallel; one
+/// 1 MiB request would be decompressed by one thread while the other cores
+/// idle.
+const MAX_READ: u32 = 512 << 10;
 /// Entries fetched per readdirplus call; the reply buffer (a page or so)
 /// usually fills before this.
 const READDIRPLUS_BATCH: usize = 64;
@@ -67,6 +114,12 @@ pub struct ZsfsFuse {
     enospc: Mutex<std::collections::HashSet<u64>>,
     /// Set once the session exists; used to invalidate cached attributes.
     notifier: Arc<OnceLock<Notifier>>,
+    /// The mount's backing-device name ("0:39", from mountinfo), whose
+    /// readahead `raise_readahead` sets; set once the mount exists, unset
+    /// when it was not found.
+    bdi: Arc<OnceLock<String>>,
+    /// `raise_readahead` has run (it runs once, at the first open).
+    readahead_done: std::sync::atomic::AtomicBool,
     /// The kernel agreed to FUSE_HANDLE_KILLPRIV_V2: it no longer asks for
     /// `security.capability` before every write (a round trip per write(2)
     /// that cost random writes 85 % of their speed), and clearing
@@ -159,8 +212,38 @@ impl ZsfsFuse {
             next_fh: AtomicU64::new(1),
             enospc: Mutex::new(Default::default()),
             notifier: Arc::new(OnceLock::new()),
+            bdi: Arc::new(OnceLock::new()),
+            readahead_done: std::sync::atomic::AtomicBool::new(false),
             killpriv: false,
         })
+    }
+
+    /// Let sequential page-cache reads come as 1 MiB READs instead of
+    /// 256 KiB ones. FUSE_MAX_PAGES (fuser asks for it; max_pages follows
+    /// MAX_WRITE) lets one READ carry 1 MiB, but readahead never asks for
+    /// more than the backing device's window, which a FUSE mount starts at
+    /// the 128 KiB default and which INIT's max_readahead can only lower
+    /// (process_init_reply takes the minimum). So, as block drivers size
+    /// their own queue's readahead, we set our own mount's window through
+    /// sysfs: once, after INIT was processed (it would undo an earlier
+    /// write), never lowering a larger value someone chose. Best effort:
+    /// a mount by a user who cannot write sysfs keeps the default.
+    fn raise_readahead(&self) {
+        if self.readahead_done.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(bdi) = self.bdi.get() else { return };
+        let path = format!("/sys/class/bdi/{bdi}/read_ahead_kb");
+        let want = u64::from(MAX_WRITE / 1024);
+        match std::fs::read_to_string(&path) {
+            Ok(cur) if cur.trim().parse::<u64>().is_ok_and(|c| c >= want) => {}
+            Ok(_) => {
+                if let Err(e) = std::fs::write(&path, want.to_string()) {
+                    log::debug!("cannot raise readahead ({path}): {e}");
+                }
+            }
+            Err(e) => log::debug!("cannot read {path}: {e}"),
+        }
     }
 
     /// A page-cache write of `len` bytes at `off` to `ino` was refused for
@@ -184,7 +267,7 @@ impl ZsfsFuse {
 
     fn entry(&self, r: fs::FsResult<Attr>, reply: ReplyEntry) {
         match r {
-            Ok(a) => reply.entry(&TTL, &fattr(&a), Generation(0)),
+            Ok(a) => reply.entry(ttl(a.ino), &fattr(&a), Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -273,7 +356,7 @@ impl Filesystem for ZsfsFuse {
             return;
         }
         match self.fs.getattr(ino.0) {
-            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Ok(a) => reply.attr(ttl(a.ino), &fattr(&a)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -313,7 +396,7 @@ impl Filesystem for ZsfsFuse {
             ctime,
         };
         match self.fs.setattr(ino.0, &s) {
-            Ok(a) => reply.attr(&TTL, &fattr(&a)),
+            Ok(a) => reply.attr(ttl(a.ino), &fattr(&a)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -424,6 +507,7 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.raise_readahead();
         match self.fs.getattr(ino.0) {
             Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
             Ok(_) => reply.opened(self.open_handle(ino), self.open_flags(ino)),
@@ -453,10 +537,15 @@ impl Filesystem for ZsfsFuse {
             reply.data(&snap[start..end]);
             return;
         }
-        match self.fs.read(ino.0, offset, size as usize) {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(e)),
-        }
+        // One buffer per request thread, reused: a READ is up to 1 MiB and
+        // a fresh zeroed Vec per request cost a memset and page faults.
+        // The reply is written to /dev/fuse before the borrow ends.
+        READ_BUF.with_borrow_mut(|buf| {
+            match self.fs.read_into(ino.0, offset, size as usize, buf) {
+                Ok(()) => reply.data(buf),
+                Err(e) => reply.error(errno(e)),
+            }
+        });
     }
 
     fn write(
@@ -500,12 +589,25 @@ impl Filesystem for ZsfsFuse {
     fn flush(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.flush(ino.0), reply);
+        // ENOSYS once and the kernel never sends FLUSH again (fc->no_flush):
+        // a synchronous round trip saved on every close(2). close() loses
+        // nothing by it. fuse_flush still writes the dirty pages back
+        // (write_inode_now) and returns writeback errors from the mapping
+        // before it looks at no_flush, so a page-cache write refused for
+        // space still fails close(), and it still invalidates st_blocks.
+        // Our own flush only compressed the one-block write buffer, which
+        // reads already serve from; RELEASE (asynchronous, right after the
+        // last close) and fsync still compress it. The error it could
+        // report is a pool allocation failure with the buffer kept intact,
+        // where tmpfs reports nothing at close; fsync(2) still reports it.
+        // We hold no locks for lock owners (the kernel keeps POSIX locks
+        // locally), so the lock-owner part of FLUSH has no work either.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -523,7 +625,8 @@ impl Filesystem for ZsfsFuse {
             reply.ok();
             return;
         }
-        // close() already reported the error through flush.
+        // close() already reported it: fuse_flush writes the pages back
+        // and returns the mapping's error whether or not FLUSH is sent.
         self.enospc.lock().remove(&ino.0);
         Self::empty(self.fs.flush(ino.0), reply);
     }
@@ -592,7 +695,7 @@ impl Filesystem for ZsfsFuse {
                     INodeNo(e.ino),
                     e.next,
                     OsStr::from_bytes(&e.name),
-                    &TTL,
+                    ttl(e.ino),
                     &fattr(&a),
                     Generation(0),
                 );
@@ -752,6 +855,7 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
         fuser::MountOption::FSName("zsfs".into()),
         fuser::MountOption::Subtype("zsfs".into()),
         fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::CUSTOM(format!("max_read={MAX_READ}")),
     ];
     // ro, nosuid, noexec, ... from -o (options.rs owns the mapping).
     fcfg.mount_options
@@ -763,7 +867,73 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
     fcfg.clone_fd = true;
     let fs = ZsfsFuse::new(config)?;
     let notifier = fs.notifier.clone();
+    let bdi = fs.bdi.clone();
     let session = fuser::Session::new(fs, mountpoint, &fcfg)?;
     let _ = notifier.set(session.notifier());
+    match std::fs::read_to_string("/proc/self/mountinfo") {
+        Ok(info) => {
+            if let Some(dev) = mount_dev(&info, mountpoint) {
+                let _ = bdi.set(dev);
+            }
+        }
+        Err(e) => log::debug!("cannot read /proc/self/mountinfo: {e}"),
+    }
     Ok(session)
+}
+
+/// The device ("major:minor") of the last mount on `mountpoint` in
+/// `mountinfo` text (proc(5): field 3 is the device, field 5 the mount
+/// point with space, tab, newline and backslash as octal escapes).
+fn mount_dev(mountinfo: &str, mountpoint: &Path) -> Option<String> {
+    let want = mountpoint.as_os_str().as_bytes();
+    mountinfo.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && unescape_octal(f[4]) == want).then(|| f[2].to_string())
+    })
+}
+
+/// Undo mountinfo's `\ooo` escapes.
+fn unescape_octal(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) if b[i] == b'\\' => {
+                let v = d.iter().fold(0u16, |v, c| v * 8 + u16::from(c - b'0'));
+                out.push(v as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_dev_takes_the_last_mount_on_the_unescaped_path() {
+        let info = "22 1 0:21 / /mnt/a rw - tmpfs tmpfs rw\n\
+                    40 22 0:39 / /mnt/my\\040dir rw,nosuid - fuse zsfs rw\n\
+                    41 22 0:40 / /mnt/a rw - fuse zsfs rw\n";
+        assert_eq!(
+            mount_dev(info, Path::new("/mnt/a")).as_deref(),
+            Some("0:40")
+        );
+        assert_eq!(
+            mount_dev(info, Path::new("/mnt/my dir")).as_deref(),
+            Some("0:39")
+        );
+        assert_eq!(mount_dev(info, Path::new("/mnt/b")), None);
+        assert_eq!(unescape_octal("a\\134b\\9"), b"a\\b\\9");
+    }
 }
