@@ -654,3 +654,59 @@ fn close_reports_enospc_without_flush() {
         "write: {write_err:?}, close: {close_err:?}"
     );
 }
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Directories are opened without OPENDIR, so the kernel caches their
+/// listings (FOPEN_CACHE_DIR): every change, from any process, must show
+/// in the next listing, and removing entries while reading the directory
+/// (rm -rf) must still visit them all.
+#[test]
+fn directory_listings_follow_changes() {
+    let m = MountGuard::new("");
+    let d = m.path().join("d");
+    fs::create_dir(&d).unwrap();
+    assert!(names(&d).is_empty());
+    fs::write(d.join("a"), b"").unwrap();
+    assert_eq!(names(&d), ["a"]);
+    assert_eq!(names(&d), ["a"]);
+    sh(m.path(), "touch \"$1/d/b\" && mv \"$1/d/a\" \"$1/d/c\"");
+    assert_eq!(names(&d), ["b", "c"]);
+    fs::remove_file(d.join("b")).unwrap();
+    assert_eq!(names(&d), ["c"]);
+    // Enough entries for several READDIR(PLUS) replies.
+    let many: Vec<String> = (0..3000).map(|i| format!("f{i:04}")).collect();
+    for n in &many {
+        fs::write(d.join(n), b"x").unwrap();
+    }
+    let mut want = many.clone();
+    want.push("c".into());
+    want.sort();
+    assert_eq!(names(&d), want);
+    // Unlink while reading, a batch at a time, as rm -rf does.
+    let mut removed = 0;
+    loop {
+        let batch: Vec<_> = fs::read_dir(&d).unwrap().take(100).collect();
+        if batch.is_empty() {
+            break;
+        }
+        for e in batch {
+            fs::remove_file(e.unwrap().path()).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 3001);
+    sh(m.path(), "rm -rf \"$1/d\"");
+    assert!(!d.exists());
+    // fsync on a directory still succeeds (answered by the kernel).
+    let root = File::open(m.path()).unwrap();
+    root.sync_all().unwrap();
+    root.sync_all().unwrap();
+}

@@ -15,7 +15,8 @@
 //! A synchronous request costs ~25 us on a VM (the idle vCPU halts and the
 //! cross-CPU wakeup is slow), so the adapter avoids the ones it can: FLUSH
 //! is refused with ENOSYS (see `flush`) and entries and attributes are
-//! cached for a long time (see `TTL`). What stays per created file is
+//! cached for a long time (see `TTL`), and OPENDIR/RELEASEDIR and FSYNCDIR
+//! are refused likewise. What stays per created file is
 //! kernel-forced: LOOKUP (negative, from atomic_open), CREATE, GETATTR of
 //! the parent (fuse_dir_changed invalidated its mode, which
 //! default_permissions needs), GETXATTR security.capability at the first
@@ -642,12 +643,19 @@ impl Filesystem for ZsfsFuse {
         Self::empty(self.fs.flush(ino.0), reply);
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.getattr(ino.0) {
-            Ok(a) if a.kind == FileKind::Dir => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Ok(_) => reply.error(Errno::ENOTDIR),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // ENOSYS once and the kernel opens directories by itself from then
+        // on (fc->no_opendir): no OPENDIR round trip and no RELEASEDIR per
+        // directory walked (find, du, rm -rf). We keep no per-open state
+        // for directories (handle 0, readdir works from the offset alone),
+        // and the kernel only opens directories through fuse_dir_open, so
+        // the ENOTDIR this used to check for cannot come. The kernel's
+        // no-open default is FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR: readdir
+        // results are cached in the directory's pages, which every change
+        // through this mount invalidates (fuse_dir_changed bumps i_version,
+        // which fuse_readdir_cached checks); only this mount changes the
+        // tree.
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
@@ -717,7 +725,9 @@ impl Filesystem for ZsfsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to make durable; ENOSYS makes the kernel answer fsync on
+        // a directory itself from now on (fc->no_fsyncdir, success).
+        reply.error(Errno::ENOSYS);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
