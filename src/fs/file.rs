@@ -16,16 +16,37 @@
 //!   past that, a partial write is merged and compressed at once.
 //! * Space accounting (`size=`) goes through [`Space`]: one block is reserved
 //!   before a block index first becomes present (in `blocks` or in `dirty`)
-//!   and released when it stops being present.
+//!   and released when it stops being present. The reservation is taken under
+//!   the inode's write lock, at the moment the block is installed.
+//! * A write is two phases. [`Prepared::compress`] runs with NO inode lock:
+//!   the blocks the write covers whole have their new content in the request
+//!   alone, so they are compressed into the store up front (a large request
+//!   on several threads, see `PARALLEL_MIN_BYTES`). Then, under the write
+//!   lock, [`FileData::write_prepared`] goes through the request in offset
+//!   order: partial blocks merge into the write buffer as before, whole
+//!   blocks are swapped into the map (replacing the write buffer when it
+//!   holds that index) and the replaced blocks are handed back to be freed
+//!   after the lock is dropped. Two writers of one file (the kernel's
+//!   writeback on two request threads) thus compress in parallel and
+//!   serialise only on the map swap. A write is atomic with respect to
+//!   other operations on the file at the point it takes the lock, as
+//!   before; concurrent writes to the same block end with one of them whole.
+//! * ENOSPC: pool memory for a write's whole blocks exists before their
+//!   `size=` reservation (at most one request's worth, freed at once if the
+//!   reservation fails). A write that runs out of space or pool memory at
+//!   block k keeps every block before k and returns a short count (an error
+//!   when nothing was written), exactly as when each block was compressed
+//!   in turn under the lock.
 //!
-//! No locks here: the owning inode's lock serialises access (write lock to
-//! mutate, read lock to read), so compression happens under that inode's lock
-//! only.
+//! No locks here: the owning inode's lock serialises access to a
+//! `FileData` (write lock to mutate, read lock to read); `Prepared` touches
+//! only the store, which is thread-safe.
 
 use super::{Errno, FsResult};
 use crate::store::{Block, Store};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Largest file size: what the kernel allows (`MAX_LFS_FILESIZE`).
 pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
@@ -82,6 +103,113 @@ impl Space {
     }
 }
 
+/// Requests at least this large are compressed on several threads: below
+/// it the cost of starting a thread (tens of microseconds here, waking an
+/// idle vCPU) is not repaid; a 1 MiB request takes about a millisecond.
+const PARALLEL_MIN_BYTES: usize = 256 << 10;
+
+/// Requests being compressed right now, all files. A request uses helper
+/// threads only for CPUs no other request keeps busy, so the kernel's
+/// writeback on every request thread does not oversubscribe the machine.
+static COMPRESSING: AtomicUsize = AtomicUsize::new(0);
+
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The whole blocks of one write, compressed before the inode lock is
+/// taken; consumed by [`FileData::write_prepared`].
+pub(crate) struct Prepared {
+    /// Index of the first block the write covers whole (`blocks[0]`).
+    first: u64,
+    /// The stored blocks for `first..first + blocks.len()`, in order: a
+    /// prefix of the whole blocks, shorter than all of them when `err` is set.
+    blocks: Vec<Block>,
+    /// Why the block after the prefix could not be stored.
+    err: Option<Errno>,
+}
+
+impl Prepared {
+    /// Compress the blocks `[off, off + data.len())` covers whole. Takes no
+    /// lock but the store's; `data` must end at or below `MAX_FILE_SIZE`.
+    pub(crate) fn compress(cx: &Ctx, off: u64, data: &[u8]) -> Prepared {
+        let bs = cx.bs();
+        let end = off + data.len() as u64;
+        let first = off.div_ceil(bs);
+        let last = (end / bs).max(first);
+        let whole =
+            &data[((first * bs).min(end) - off) as usize..][..((last - first) * bs) as usize];
+        let n = (last - first) as usize;
+        let busy = COMPRESSING.fetch_add(1, Ordering::Relaxed);
+        let parts = if whole.len() >= PARALLEL_MIN_BYTES {
+            cpus()
+                .saturating_sub(busy)
+                .clamp(1, whole.len() / (PARALLEL_MIN_BYTES / 2))
+        } else {
+            1
+        };
+        let p = if parts <= 1 {
+            Self::compress_run(cx, first, whole)
+        } else {
+            let per = n.div_ceil(parts) * bs as usize;
+            std::thread::scope(|s| {
+                let mut chunks = whole.chunks(per).enumerate();
+                let (_, head) = chunks.next().expect("at least one chunk");
+                let helpers: Vec<_> = chunks
+                    .map(|(i, c)| {
+                        let at = first + (i * per) as u64 / bs;
+                        s.spawn(move || Self::compress_run(cx, at, c))
+                    })
+                    .collect();
+                let mut p = Self::compress_run(cx, first, head);
+                for h in helpers {
+                    let q = h.join().expect("compression thread panicked");
+                    if p.err.is_some() {
+                        // Only a prefix counts: drop what follows a failure.
+                        for b in q.blocks {
+                            cx.store.free(b);
+                        }
+                    } else {
+                        p.blocks.extend(q.blocks);
+                        p.err = q.err;
+                    }
+                }
+                p
+            })
+        };
+        COMPRESSING.fetch_sub(1, Ordering::Relaxed);
+        p
+    }
+
+    /// Compress `data` (whole blocks) as blocks `first..` in this thread,
+    /// stopping at the first failure.
+    fn compress_run(cx: &Ctx, first: u64, data: &[u8]) -> Prepared {
+        let mut p = Prepared {
+            first,
+            blocks: Vec::with_capacity(data.len() / cx.bs() as usize),
+            err: None,
+        };
+        for chunk in data.chunks_exact(cx.bs() as usize) {
+            match cx.store.put(chunk) {
+                Ok(b) => p.blocks.push(b),
+                Err(e) => {
+                    p.err = Some(store_err(e));
+                    break;
+                }
+            }
+        }
+        p
+    }
+
+    /// Free every block not taken (the write failed before using them).
+    pub(crate) fn discard(self, cx: &Ctx) {
+        for b in self.blocks {
+            cx.store.free(b);
+        }
+    }
+}
+
 /// The uncompressed block being written.
 struct Dirty {
     /// Block index; the buffer is the authoritative content of that block.
@@ -111,6 +239,14 @@ impl Ctx<'_> {
     fn bs(&self) -> u64 {
         self.store.block_size() as u64
     }
+}
+
+/// The end of a write of `len` bytes at `off`, or EFBIG past the largest
+/// file size.
+pub(crate) fn check_end(off: u64, len: usize) -> FsResult<u64> {
+    off.checked_add(len as u64)
+        .filter(|&e| e <= MAX_FILE_SIZE)
+        .ok_or(Errno(libc::EFBIG))
 }
 
 fn store_err(e: crate::store::StoreError) -> Errno {
@@ -241,20 +377,59 @@ impl FileData {
 
     /// Write `data` at `off`. Returns the bytes written: short (but not zero)
     /// when the space ran out part-way; the bytes before that point stay.
+    /// Compresses under the caller's lock; the filesystem uses
+    /// [`Prepared::compress`] and [`FileData::write_prepared`] instead to
+    /// compress before locking.
+    #[cfg(test)]
     pub(crate) fn write(&mut self, cx: &Ctx, off: u64, data: &[u8]) -> FsResult<usize> {
-        let end = off
-            .checked_add(data.len() as u64)
-            .filter(|&e| e <= MAX_FILE_SIZE)
-            .ok_or(Errno(libc::EFBIG))?;
+        check_end(off, data.len())?;
+        let mut old = Vec::new();
+        let r = self.write_prepared(cx, off, data, Prepared::compress(cx, off, data), &mut old);
+        for b in old {
+            cx.store.free(b);
+        }
+        r
+    }
+
+    /// Write `data` at `off` with its whole blocks already in `pre` (from
+    /// `Prepared::compress(cx, off, data)`). Returns the bytes written as
+    /// `write` does. Blocks replaced, and prepared blocks not used, go to
+    /// `old`: the caller frees them once it has dropped the inode lock.
+    pub(crate) fn write_prepared(
+        &mut self,
+        cx: &Ctx,
+        off: u64,
+        data: &[u8],
+        pre: Prepared,
+        old: &mut Vec<Block>,
+    ) -> FsResult<usize> {
+        let end = check_end(off, data.len())?;
         let bs = cx.bs();
+        let Prepared {
+            first,
+            blocks: ready,
+            err: pre_err,
+        } = pre;
+        let mut ready = ready.into_iter();
+        let mut taken = 0u64;
         let mut pos = off;
         let mut result = Ok(());
         while pos < end {
             let idx = pos / bs;
             let boff = (pos % bs) as usize;
             let n = ((bs - boff as u64).min(end - pos)) as usize;
-            let src = &data[(pos - off) as usize..][..n];
-            if let Err(e) = self.write_block(cx, idx, boff, src) {
+            let r = if n as u64 == bs {
+                debug_assert_eq!(idx, first + taken, "whole blocks come in order");
+                taken += 1;
+                match ready.next() {
+                    Some(b) => self.install(cx, idx, b, old),
+                    None => Err(pre_err.expect("a prepared block for every whole block")),
+                }
+            } else {
+                let src = &data[(pos - off) as usize..][..n];
+                self.write_block(cx, idx, boff, src)
+            };
+            if let Err(e) = r {
                 result = Err(e);
                 break;
             }
@@ -263,6 +438,7 @@ impl FileData {
                 self.size = pos;
             }
         }
+        old.extend(ready);
         let written = (pos - off) as usize;
         match result {
             Err(e) if written == 0 => Err(e),
@@ -270,23 +446,28 @@ impl FileData {
         }
     }
 
+    /// Make the stored block `b` the content of block `idx`, reserving space
+    /// if the index was absent. The write buffer, if it holds `idx`, is
+    /// superseded; the replaced block goes to `old`. On ENOSPC `b` goes to
+    /// `old` too.
+    fn install(&mut self, cx: &Ctx, idx: u64, b: Block, old: &mut Vec<Block>) -> FsResult<()> {
+        if self.dirty.as_ref().is_some_and(|d| d.idx == idx) {
+            // Present through the buffer: its reservation carries over.
+            self.dirty = None;
+            cx.space.give_buffer();
+        } else if !self.blocks.contains_key(&idx) && !cx.space.reserve(1) {
+            old.push(b);
+            return Err(Errno(libc::ENOSPC));
+        }
+        old.extend(self.blocks.insert(idx, b));
+        Ok(())
+    }
+
+    /// Write part of block `idx` through the write buffer.
     fn write_block(&mut self, cx: &Ctx, idx: u64, boff: usize, src: &[u8]) -> FsResult<()> {
         let bs = cx.bs() as usize;
+        debug_assert!(src.len() < bs, "whole blocks are prepared");
         let in_buffer = self.dirty.as_ref().is_some_and(|d| d.idx == idx);
-        if src.len() == bs && !in_buffer {
-            // A whole block: straight to the store.
-            let new = !self.blocks.contains_key(&idx);
-            if new && !cx.space.reserve(1) {
-                return Err(Errno(libc::ENOSPC));
-            }
-            if let Err(e) = self.put(cx, idx, src) {
-                if new {
-                    cx.space.release(1);
-                }
-                return Err(e);
-            }
-            return Ok(());
-        }
         if !in_buffer {
             self.flush(cx)?;
             let new = !self.blocks.contains_key(&idx);
@@ -427,20 +608,21 @@ impl FileData {
         if !cx.space.reserve(missing) {
             return Err(Errno(libc::ENOSPC));
         }
+        // One zero block for every put: fio and friends preallocate whole
+        // files, so this loop may run for millions of blocks.
+        let zeros = vec![0u8; bs as usize];
         for idx in first..last {
             let bstart = idx * bs;
             let from = off.max(bstart) - bstart;
             let to = end.min(bstart + bs) - bstart;
             match self.blocks.get(&idx) {
                 None => {
-                    self.blocks.insert(
-                        idx,
-                        cx.store.put(&vec![0u8; bs as usize]).map_err(store_err)?,
-                    );
+                    self.blocks
+                        .insert(idx, cx.store.put(&zeros).map_err(store_err)?);
                 }
                 Some(_) if zero => {
                     if from == 0 && to == bs {
-                        let z = cx.store.put(&vec![0u8; bs as usize]).map_err(store_err)?;
+                        let z = cx.store.put(&zeros).map_err(store_err)?;
                         let old = self.blocks.insert(idx, z).expect("present");
                         cx.store.free(old);
                     } else {
@@ -572,6 +754,43 @@ mod tests {
         assert_eq!(f.size, 8192);
         assert_eq!(f.write(&cx, 8192, &data).unwrap_err().0, libc::ENOSPC);
         assert_eq!(f.read(&cx, 0, 9000).unwrap(), vec![1u8; 8192]);
+    }
+
+    #[test]
+    fn large_write_compressed_in_parallel_keeps_a_prefix_on_enospc() {
+        // 200 blocks of space, a 1 MiB (256 block) write at block 99 after
+        // a partial block 0 sits in the buffer: the write is cut at 298.
+        let (store, space) = setup(200);
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let mut f = FileData::default();
+        f.write(&cx, 10, b"head").unwrap();
+        let data: Vec<u8> = (0..(1usize << 20) + 100)
+            .map(|i| (i / 4096 % 251) as u8 ^ (i % 7) as u8)
+            .collect();
+        let off = 100 * 4096 - 50;
+        let n = f.write(&cx, off, &data).unwrap();
+        // Blocks 99 (partial) ..= 297 fit besides block 0.
+        assert_eq!(n as u64, 298 * 4096 - off);
+        assert_eq!(space.used.load(Ordering::Relaxed), 200);
+        assert_eq!(f.read(&cx, off, n).unwrap(), &data[..n]);
+        assert_eq!(&f.read(&cx, 10, 4).unwrap(), b"head");
+        // Prepared blocks past the cut were freed.
+        f.flush(&cx).unwrap();
+        assert_eq!(store.stats().orig_data_size, 200 * 4096);
+        f.truncate(&cx, 0).unwrap();
+        // A whole-block write over the buffered block replaces the buffer.
+        f.write(&cx, 5000, b"x").unwrap();
+        assert_eq!(space.buffers.load(Ordering::Relaxed), 1);
+        f.write(&cx, 4096, &[7u8; 4096]).unwrap();
+        assert_eq!(space.buffers.load(Ordering::Relaxed), 0);
+        assert_eq!(f.read(&cx, 4096, 4096).unwrap(), vec![7u8; 4096]);
+        assert_eq!(space.used.load(Ordering::Relaxed), 1);
+        f.clear(&cx);
+        assert_eq!(space.used.load(Ordering::Relaxed), 0);
+        assert_eq!(store.pool_stats().objects, 0);
     }
 
     #[test]

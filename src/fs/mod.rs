@@ -25,9 +25,10 @@
 //! * `table` (RwLock<HashMap>) maps ino -> inode. Leaf lock: held only for a
 //!   map operation, never while taking another lock.
 //! * `Inode::inner` (RwLock) guards one inode's metadata and content: file
-//!   data is read under the read lock and written (compressed) under the
-//!   write lock, so compression never holds a filesystem-wide lock and
-//!   different files are written in parallel.
+//!   data is read under the read lock and changed under the write lock. A
+//!   write compresses its whole blocks before taking the lock and frees the
+//!   blocks it replaced after dropping it (`file.rs`), so writers of one file
+//!   hold its lock only to merge partial blocks and swap map entries.
 //! * `ns` (Mutex) is taken by every operation that locks more than one inode
 //!   (link, unlink, rmdir, rename). Outside `ns` a thread holds at most one
 //!   inode lock and never waits for another lock while holding it, so under
@@ -1254,11 +1255,22 @@ impl Fs {
             return Ok(data.len());
         }
         let n = self.get(ino)?;
-        let mut i = n.inner.write();
-        let Content::File(f) = &mut i.content else {
+        if n.kind != FileKind::File {
             return err(libc::EINVAL);
+        }
+        file::check_end(off, data.len())?;
+        let cx = self.fcx();
+        // Compress before locking: see "A write is two phases" in file.rs.
+        let pre = file::Prepared::compress(&cx, off, data);
+        let mut old = Vec::new();
+        let mut i = n.inner.write();
+        let r = match &mut i.content {
+            Content::File(f) => f.write_prepared(&cx, off, data, pre, &mut old),
+            _ => {
+                pre.discard(&cx);
+                Err(Errno(libc::EINVAL))
+            }
         };
-        let r = f.write(&self.fcx(), off, data);
         if r.is_ok() {
             let t = now();
             i.mtime = t;
@@ -1266,6 +1278,10 @@ impl Fs {
             if kill_privs {
                 clear_suidgid(&mut i.perm);
             }
+        }
+        drop(i);
+        for b in old {
+            cx.store.free(b);
         }
         if r == Err(Errno(libc::ENOSPC)) {
             self.warn_full();
