@@ -98,6 +98,8 @@ thread_local! {
 /// 1 MiB request would be decompressed by one thread while the other cores
 /// idle.
 const MAX_READ: u32 = 512 << 10;
+/// Most async requests the kernel keeps in flight (its default is 16).
+const MAX_BACKGROUND: u16 = 64;
 /// Entries fetched per readdirplus call; the reply buffer (a page or so)
 /// usually fills before this.
 const READDIRPLUS_BATCH: usize = 64;
@@ -329,6 +331,11 @@ impl Filesystem for ZsfsFuse {
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             let _ = config.set_max_write(max);
         }
+        // Async requests (writeback WRITEs, readahead) in flight: the
+        // default 16 (congested at 12) of 1 MiB WRITEs leaves the request
+        // threads idle between the kernel's writeback batches.
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
         Ok(())
     }
 
