@@ -33,10 +33,14 @@
 //!   before; concurrent writes to the same block end with one of them whole.
 //! * ENOSPC: pool memory for a write's whole blocks exists before their
 //!   `size=` reservation (at most one request's worth, freed at once if the
-//!   reservation fails). A write that runs out of space or pool memory at
-//!   block k keeps every block before k and returns a short count (an error
-//!   when nothing was written), exactly as when each block was compressed
-//!   in turn under the lock.
+//!   reservation fails). When the store refuses a block while preparing (a
+//!   hard pool limit, `backing=none`), the rest of the write is stored one
+//!   block at a time under the lock after freeing the blocks it already
+//!   replaced, so an overwrite at the limit succeeds as it did before. A
+//!   write that runs out of space or pool memory at block k keeps every
+//!   block before k and returns a short count (an error when nothing was
+//!   written), exactly as when each block was compressed in turn under the
+//!   lock.
 //!
 //! No locks here: the owning inode's lock serialises access to a
 //! `FileData` (write lock to mutate, read lock to read); `Prepared` touches
@@ -124,10 +128,11 @@ pub(crate) struct Prepared {
     /// Index of the first block the write covers whole (`blocks[0]`).
     first: u64,
     /// The stored blocks for `first..first + blocks.len()`, in order: a
-    /// prefix of the whole blocks, shorter than all of them when `err` is set.
+    /// prefix of the whole blocks, shorter than all of them when the store
+    /// refused one (`write_prepared` retries the rest under the lock).
     blocks: Vec<Block>,
-    /// Why the block after the prefix could not be stored.
-    err: Option<Errno>,
+    /// The store refused a block: `blocks` stops short.
+    short: bool,
 }
 
 impl Prepared {
@@ -165,14 +170,14 @@ impl Prepared {
                 let mut p = Self::compress_run(cx, first, head);
                 for h in helpers {
                     let q = h.join().expect("compression thread panicked");
-                    if p.err.is_some() {
+                    if p.short {
                         // Only a prefix counts: drop what follows a failure.
                         for b in q.blocks {
                             cx.store.free(b);
                         }
                     } else {
                         p.blocks.extend(q.blocks);
-                        p.err = q.err;
+                        p.short = q.short;
                     }
                 }
                 p
@@ -188,13 +193,14 @@ impl Prepared {
         let mut p = Prepared {
             first,
             blocks: Vec::with_capacity(data.len() / cx.bs() as usize),
-            err: None,
+            short: false,
         };
         for chunk in data.chunks_exact(cx.bs() as usize) {
             match cx.store.put(chunk) {
                 Ok(b) => p.blocks.push(b),
-                Err(e) => {
-                    p.err = Some(store_err(e));
+                Err(_) => {
+                    // Not final: retried under the lock, see write_prepared.
+                    p.short = true;
                     break;
                 }
             }
@@ -408,7 +414,7 @@ impl FileData {
         let Prepared {
             first,
             blocks: ready,
-            err: pre_err,
+            short: _,
         } = pre;
         let mut ready = ready.into_iter();
         let mut taken = 0u64;
@@ -423,7 +429,21 @@ impl FileData {
                 taken += 1;
                 match ready.next() {
                     Some(b) => self.install(cx, idx, b, old),
-                    None => Err(pre_err.expect("a prepared block for every whole block")),
+                    None => {
+                        // The store refused while preparing (a hard pool
+                        // limit): what it lacks may be the memory of the
+                        // blocks this write replaced, not yet freed. Free
+                        // them and store the rest one block at a time, as
+                        // compressing under the lock always did.
+                        for b in old.drain(..) {
+                            cx.store.free(b);
+                        }
+                        let src = &data[(pos - off) as usize..][..n];
+                        cx.store
+                            .put(src)
+                            .map_err(store_err)
+                            .and_then(|b| self.install(cx, idx, b, old))
+                    }
                 }
             } else {
                 let src = &data[(pos - off) as usize..][..n];
@@ -790,6 +810,46 @@ mod tests {
         assert_eq!(space.used.load(Ordering::Relaxed), 1);
         f.clear(&cx);
         assert_eq!(space.used.load(Ordering::Relaxed), 0);
+        assert_eq!(store.pool_stats().objects, 0);
+    }
+
+    #[test]
+    fn overwrite_at_a_hard_pool_limit_still_fits() {
+        // 300 incompressible blocks under a 320-page limit, no backing: a
+        // 1 MiB overwrite cannot have its new blocks beside the old ones.
+        let pool = crate::pool::Pool::new(crate::pool::PoolConfig {
+            limit: Some(320 * 4096),
+            backing: crate::config::Backing::None,
+            ..crate::store::pool_config(4096)
+        });
+        let store = Store::with_pool(4096, pool);
+        let space = Space::new(u64::MAX, 4096, 64 << 20);
+        let cx = Ctx {
+            store: &store,
+            space: &space,
+        };
+        let noise = |seed: u64, len: usize| {
+            let mut x = seed | 1;
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        let mut f = FileData::default();
+        let first = noise(1, 300 * 4096);
+        assert_eq!(f.write(&cx, 0, &first).unwrap(), first.len());
+        let second = noise(2, 256 * 4096);
+        assert_eq!(f.write(&cx, 0, &second).unwrap(), second.len());
+        assert_eq!(f.read(&cx, 0, second.len()).unwrap(), second);
+        assert_eq!(
+            f.read(&cx, second.len() as u64, 4096).unwrap(),
+            &first[second.len()..][..4096]
+        );
+        f.clear(&cx);
         assert_eq!(store.pool_stats().objects, 0);
     }
 
