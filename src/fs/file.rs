@@ -112,10 +112,28 @@ impl Space {
 /// idle vCPU) is not repaid; a 1 MiB request takes about a millisecond.
 const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
-/// Requests being compressed right now, all files. A request uses helper
-/// threads only for CPUs no other request keeps busy, so the kernel's
-/// writeback on every request thread does not oversubscribe the machine.
-static COMPRESSING: AtomicUsize = AtomicUsize::new(0);
+/// Write requests in progress (compressing or installing), all files;
+/// counted by [`Writing`]. A request uses helper threads only for CPUs no
+/// other write keeps busy: under the kernel's writeback or concurrent
+/// O_DIRECT requests every request thread already has a write, and helpers
+/// then only contend with them (measured: more CPU per byte, not less).
+static WRITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one write request in [`WRITING`] while alive.
+pub(crate) struct Writing(());
+
+impl Writing {
+    pub(crate) fn start() -> Writing {
+        WRITING.fetch_add(1, Ordering::Relaxed);
+        Writing(())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 fn cpus() -> usize {
     static CPUS: OnceLock<usize> = OnceLock::new();
@@ -138,7 +156,8 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Compress the blocks `[off, off + data.len())` covers whole. Takes no
     /// lock but the store's; `data` must end at or below `MAX_FILE_SIZE`.
-    pub(crate) fn compress(cx: &Ctx, off: u64, data: &[u8]) -> Prepared {
+    /// `_w` is this request's place in the count of writes in progress.
+    pub(crate) fn compress(cx: &Ctx, _w: &Writing, off: u64, data: &[u8]) -> Prepared {
         let bs = cx.bs();
         let end = off + data.len() as u64;
         let first = off.div_ceil(bs);
@@ -146,10 +165,10 @@ impl Prepared {
         let whole =
             &data[((first * bs).min(end) - off) as usize..][..((last - first) * bs) as usize];
         let n = (last - first) as usize;
-        let busy = COMPRESSING.fetch_add(1, Ordering::Relaxed);
         let parts = if whole.len() >= PARALLEL_MIN_BYTES {
+            let others = WRITING.load(Ordering::Relaxed).saturating_sub(1);
             cpus()
-                .saturating_sub(busy)
+                .saturating_sub(others)
                 .clamp(1, whole.len() / (PARALLEL_MIN_BYTES / 2))
         } else {
             1
@@ -183,7 +202,6 @@ impl Prepared {
                 p
             })
         };
-        COMPRESSING.fetch_sub(1, Ordering::Relaxed);
         p
     }
 
@@ -390,7 +408,9 @@ impl FileData {
     pub(crate) fn write(&mut self, cx: &Ctx, off: u64, data: &[u8]) -> FsResult<usize> {
         check_end(off, data.len())?;
         let mut old = Vec::new();
-        let r = self.write_prepared(cx, off, data, Prepared::compress(cx, off, data), &mut old);
+        let w = Writing::start();
+        let pre = Prepared::compress(cx, &w, off, data);
+        let r = self.write_prepared(cx, off, data, pre, &mut old);
         for b in old {
             cx.store.free(b);
         }

@@ -1261,7 +1261,8 @@ impl Fs {
         file::check_end(off, data.len())?;
         let cx = self.fcx();
         // Compress before locking: see "A write is two phases" in file.rs.
-        let pre = file::Prepared::compress(&cx, off, data);
+        let writing = file::Writing::start();
+        let pre = file::Prepared::compress(&cx, &writing, off, data);
         let mut old = Vec::new();
         let mut i = n.inner.write();
         let r = match &mut i.content {
@@ -1283,6 +1284,7 @@ impl Fs {
         for b in old {
             cx.store.free(b);
         }
+        drop(writing);
         if r == Err(Errno(libc::ENOSPC)) {
             self.warn_full();
         }
