@@ -104,6 +104,12 @@ pub struct Config {
     /// Identical blocks share one pool object (`dedup=on|off`); off stores
     /// every block separately, exactly as before dedup existed.
     pub dedup: bool,
+    /// Most dirty page-cache bytes the kernel may hold for this mount before
+    /// it throttles writers to the daemon's pace (`max_dirty=SIZE|kernel`).
+    /// `None` leaves FUSE's own default: a strict 1 % share of the dirty
+    /// limit, meant for untrusted daemons. Never above half the free space
+    /// of `size=` (see `fuse_adapter::dirty`).
+    pub max_dirty: Option<u64>,
     /// Writeback target (`backing=`).
     pub backing: Backing,
     /// Name of the control file at the mount's root (`control=`).
@@ -111,6 +117,11 @@ pub struct Config {
     /// VFS flags passed to the kernel with the mount.
     pub mount_flags: MountFlags,
 }
+
+/// Default `max_dirty=`: enough page cache to absorb rewrites of a working
+/// set of this size and to let writeback overlap with writing; small beside
+/// the kernel's own 20 %-of-RAM dirty limit for disks.
+pub const DEFAULT_MAX_DIRTY: u64 = 1 << 30;
 
 /// Smallest and largest `block_size=`.
 pub const MIN_BLOCK_SIZE: u32 = 4096;
@@ -143,6 +154,7 @@ impl Default for Config {
             accept_threshold: 90,
             second_chance: true,
             dedup: true,
+            max_dirty: Some(DEFAULT_MAX_DIRTY),
             backing: Backing::TempFile,
             control_name: ".zsfs".to_string(),
             mount_flags: MountFlags::default(),

@@ -62,6 +62,9 @@ zsfs options (-o, comma-separated, as for mount -t tmpfs):
   second_chance=on|off  give read zspages one more trip round the LRU
                         before writeback (default on)
   dedup=on|off          identical blocks share one stored object (default on)
+  max_dirty=SIZE|kernel page cache this mount may hold dirty before writers
+                        wait for the daemon (default 1g, capped at half the
+                        free space; kernel = FUSE's strict 1% default)
   backing=PATH|none     writeback file (default: unlinked file in $TMPDIR)
   control=NAME          name of the control file at the root (default .zsfs)
   ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync,
@@ -209,6 +212,16 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 _ => return Err(bad_value(word, name, "`on` or `off`")),
             };
         }
+        "max_dirty" => {
+            let v = need(word, name, value)?;
+            c.max_dirty = if v == "kernel" {
+                None
+            } else {
+                Some(parse_size(v).ok_or_else(|| {
+                    bad_value(word, name, "a size such as 512m or 2g, or `kernel`")
+                })?)
+            };
+        }
         "dedup" => {
             c.dedup = match need(word, name, value)? {
                 "on" => true,
@@ -288,7 +301,7 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 format!(
                     "unknown option `{word}`; accepted: size=, nr_inodes=, mode=, uid=, gid=, \
                      block_size=, threads=, cache=, allow_other, pool_limit=, second_chance=, \
-                     dedup=, accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
+                     dedup=, max_dirty=, accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
                      noexec, noatime, sync, dirsync) and the fstab words (defaults, noauto, \
                      nofail, user, _netdev, x-systemd.*); see zsfs --help"
                 ),
@@ -558,6 +571,10 @@ mod tests {
         assert!(!parse("second_chance=off").unwrap().second_chance);
         assert!(parse_err("second_chance=maybe").contains("`on` or `off`"));
         assert!(parse("").unwrap().dedup, "dedup is on by default");
+        assert_eq!(parse("").unwrap().max_dirty, Some(1 << 30));
+        assert_eq!(parse("max_dirty=256m").unwrap().max_dirty, Some(256 << 20));
+        assert_eq!(parse("max_dirty=kernel").unwrap().max_dirty, None);
+        assert!(parse_err("max_dirty=lots").contains("`kernel`"));
         assert!(parse("dedup=on").unwrap().dedup);
         assert!(!parse("size=1g,dedup=off").unwrap().dedup);
         assert!(parse_err("dedup=1").contains("`on` or `off`"));

@@ -710,3 +710,60 @@ fn directory_listings_follow_changes() {
     root.sync_all().unwrap();
     root.sync_all().unwrap();
 }
+
+/// The mount's backing-device sysfs value `name` (bytes for max_bytes).
+fn bdi_value(mnt: &Path, name: &str) -> u64 {
+    let dev = fs::metadata(mnt).unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let p = format!("/sys/class/bdi/{major}:{minor}/{name}");
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `max_bytes` reads back through a ratio of the kernel's dirty limit, so
+/// it is within a fraction of a percent of what was written.
+fn assert_about(got: u64, want: u64, what: &str) {
+    let diff = got.abs_diff(want);
+    assert!(
+        diff <= want / 100,
+        "{what}: bdi max_bytes {got}, expected about {want}"
+    );
+}
+
+#[test]
+fn dirty_window_is_max_dirty_capped_at_half_the_free_space() {
+    if !is_root() {
+        eprintln!("skipped: needs root to write the bdi's sysfs");
+        return;
+    }
+    // Plenty of space: the configured window.
+    let m = MountGuard::new("size=16g,max_dirty=256m");
+    File::create(m.path().join("a")).unwrap();
+    assert_about(bdi_value(m.path(), "max_bytes"), 256 << 20, "size=16g");
+    assert_eq!(bdi_value(m.path(), "strict_limit"), 1);
+    drop(m);
+
+    // 64 MiB free: half is 32 MiB. After 40 MiB are stored, 24 MiB are
+    // free and the window steps down to 8 MiB (a power of two <= 12 MiB),
+    // so a writer cannot run far past size= before ENOSPC reaches it.
+    let m = MountGuard::new("size=64m");
+    let p = m.path().join("b");
+    let mut f = File::create(&p).unwrap();
+    assert_about(bdi_value(m.path(), "max_bytes"), 32 << 20, "64 MiB free");
+    f.write_all(&noise(5, 40 << 20)).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    File::open(&p).unwrap();
+    assert_about(bdi_value(m.path(), "max_bytes"), 8 << 20, "24 MiB free");
+    drop(m);
+
+    // max_dirty=kernel: the kernel's FUSE default is left alone.
+    let m = MountGuard::new("size=16g,max_dirty=kernel");
+    let before = bdi_value(m.path(), "max_bytes");
+    File::create(m.path().join("c")).unwrap();
+    fs::write(m.path().join("c"), b"x").unwrap();
+    assert_eq!(bdi_value(m.path(), "max_bytes"), before);
+}

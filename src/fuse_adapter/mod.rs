@@ -39,6 +39,8 @@
 //! ones written; they read as zeros. `cache=none` keeps tmpfs's exact
 //! "everything before the limit" behaviour.
 
+mod dirty;
+
 use crate::config::{CacheMode, Config};
 use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
 use fuser::{
@@ -123,6 +125,9 @@ pub struct ZsfsFuse {
     bdi: Arc<OnceLock<String>>,
     /// `raise_readahead` has run (it runs once, at the first open).
     readahead_done: std::sync::atomic::AtomicBool,
+    /// The bdi's dirty page-cache window (`max_dirty=`), kept at most half
+    /// the free space; see `dirty.rs`.
+    dirty: dirty::DirtyLimit,
     /// The kernel agreed to FUSE_HANDLE_KILLPRIV_V2: it no longer asks for
     /// `security.capability` before every write (a round trip per write(2)
     /// that cost random writes 85 % of their speed), and clearing
@@ -217,6 +222,7 @@ impl ZsfsFuse {
             notifier: Arc::new(OnceLock::new()),
             bdi: Arc::new(OnceLock::new()),
             readahead_done: std::sync::atomic::AtomicBool::new(false),
+            dirty: dirty::DirtyLimit::new(config.max_dirty),
             killpriv: false,
         })
     }
@@ -246,6 +252,17 @@ impl ZsfsFuse {
                 }
             }
             Err(e) => log::debug!("cannot read {path}: {e}"),
+        }
+    }
+
+    /// Keep the dirty page-cache window within half the free space: on every
+    /// open and write, since those are when free space matters; a no-op
+    /// (two atomic loads) unless the window must change.
+    fn update_dirty_window(&self) {
+        if let Some(bdi) = self.bdi.get() {
+            let s = self.fs.statfs();
+            self.dirty
+                .update(bdi, s.bfree.saturating_mul(u64::from(s.bsize)));
         }
     }
 
@@ -516,6 +533,7 @@ impl Filesystem for ZsfsFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.raise_readahead();
+        self.update_dirty_window();
         match self.fs.getattr(ino.0) {
             Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
             Ok(_) => reply.opened(self.open_handle(ino), self.open_flags(ino)),
@@ -575,6 +593,9 @@ impl Filesystem for ZsfsFuse {
             return;
         }
         let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
+        if from_cache {
+            self.update_dirty_window();
+        }
         // Page-cache writes had setuid/setgid dropped by the kernel (and
         // carry no reliable caller); a direct write from anyone but root
         // (CAP_FSETID, approximately) drops them here.
@@ -787,6 +808,7 @@ impl Filesystem for ZsfsFuse {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.update_dirty_window();
         let mode = (mode & !libc::S_IFMT) | libc::S_IFREG;
         match self
             .fs
