@@ -24,6 +24,10 @@
 //!   still mounted there, so nobody meets "Transport endpoint is not
 //!   connected". This is what fusermount3's `auto_unmount` does, but that
 //!   one needs `allow_other` for ordinary users (libfuse issue #586).
+//! - When the kernel connection is gone, the daemon drops the filesystem
+//!   and exits from the adapter's `destroy`, before fuser's session drop,
+//!   which unmounts by path and would otherwise take down a zsfs mounted at
+//!   the same place while this daemon was still tearing down a large pool.
 //! - SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken by one
 //!   thread with `sigwait`, which unmounts (lazily if the mount is busy);
 //!   the request loops then see ENODEV, `run` returns and the daemon exits
@@ -134,7 +138,7 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
         }
         EXIT_FAIL
     };
-    let mut watcher = match Watcher::spawn(mountpoint) {
+    let watcher = match Watcher::spawn(mountpoint) {
         Ok(w) => w,
         Err(e) => {
             return fail(
@@ -149,13 +153,33 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
     // SAFETY: sigs is a valid, initialised set.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &sigs, std::ptr::null_mut()) };
 
-    let mut session = match zsfs::fuse_adapter::new_session(config, mountpoint) {
+    // Shared with the exit in `destroy` (below), which must tell the
+    // watcher first that this is a clean exit.
+    let watcher = std::sync::Arc::new(parking_lot::Mutex::new(watcher));
+    let on_destroy: Box<dyn FnOnce() + Send> = {
+        let watcher = watcher.clone();
+        let mp = mountpoint.to_path_buf();
+        Box::new(move || {
+            // The connection is gone and the pool torn down. Exit here rather
+            // than return through fuser, whose session drop unmounts by path
+            // and would take down a zsfs mounted at the same place since
+            // (a remount right after umount, while this daemon was still
+            // freeing a large pool).
+            watcher.lock().clean_exit();
+            log::info!("zsfs on {}: unmounted", mp.display());
+            log::logger().flush();
+            // SAFETY: _exit ends the process without running destructors,
+            // which is the point; every request loop has already returned.
+            unsafe { libc::_exit(EXIT_OK) }
+        })
+    };
+    let mut session = match zsfs::fuse_adapter::new_session(config, mountpoint, Some(on_destroy)) {
         Ok(s) => s,
         Err(e) => return fail(status.as_mut(), mount_error_message(mountpoint, &e)),
     };
     let dev = mount_device(mountpoint);
     if let Some(dev) = &dev {
-        watcher.armed(dev);
+        watcher.lock().armed(dev);
     }
     let unmounter = session.unmount_callable();
     let mp = mountpoint.to_path_buf();
@@ -181,7 +205,7 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
     }
     log::info!("zsfs mounted on {}", mountpoint.display());
     let result = session.run();
-    watcher.clean_exit();
+    watcher.lock().clean_exit();
     match result {
         Ok(()) => EXIT_OK,
         // A request loop that was reading a request at the moment the

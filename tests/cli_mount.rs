@@ -249,3 +249,89 @@ fn second_sigterm_ends_a_daemon_held_by_a_busy_detached_mount() {
     drop(busy);
     assert_no_process_for(&path);
 }
+
+/// Unmounts `0` (and waits for its daemons to go) when dropped, so a failed
+/// assertion leaves nothing mounted.
+struct UnmountOnDrop(std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        while zsfs_mounted_at(&self.0) {
+            if !unmount(&self.0) {
+                break;
+            }
+        }
+        wait_until(Duration::from_secs(30), || {
+            pids_mentioning(&self.0).is_empty()
+        });
+    }
+}
+
+/// A daemon still tearing down a large pool after `umount` must not take
+/// down a new zsfs mounted at the same place meanwhile (fuser's session
+/// drop unmounts by path; the daemon exits before it runs).
+#[test]
+fn remount_right_after_umount_survives_the_old_daemons_exit() {
+    if !is_root() {
+        eprintln!("skipped: needs root to mount without -f and umount(8)");
+        return;
+    }
+    let _heavy = heavy_lock();
+    let dir = tempfile::Builder::new()
+        .prefix("zsfs-remount-")
+        .tempdir()
+        .unwrap();
+    let mnt = dir.path().to_path_buf();
+    let _guard = UnmountOnDrop(mnt.clone());
+    let mount = || {
+        let st = Command::new(zsfs_bin())
+            .args(["-o", "size=4g"])
+            .arg(&mnt)
+            .status()
+            .unwrap();
+        assert!(st.success(), "zsfs mount: {st}");
+    };
+    mount();
+    // Written as fio's direct=1 sequential job writes (fallocate, then
+    // O_DIRECT 1 MiB writes of 60 %-compressible data): enough small
+    // objects that tearing the pool down takes the old daemon a while
+    // after the kernel connection is gone (a buffered write of the same
+    // data did not show the race).
+    {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(mnt.join("big"))
+            .unwrap();
+        // SAFETY: fallocate on a descriptor we own.
+        assert_eq!(unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, 1 << 30) }, 0);
+        let layout = std::alloc::Layout::from_size_align(1 << 20, 4096).unwrap();
+        // SAFETY: non-zero size; freed below with the same layout.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        // SAFETY: ptr is valid for 1 MiB and used only through this slice.
+        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, 1 << 20) };
+        for i in 0..1024u64 {
+            for (j, page) in buf.chunks_mut(4096).enumerate() {
+                page[..1640].copy_from_slice(&common::data::noise(i << 8 | j as u64, 1640));
+            }
+            f.write_all(buf).unwrap();
+        }
+        // SAFETY: allocated above with this layout.
+        unsafe { std::alloc::dealloc(ptr, layout) };
+    }
+    assert!(unmount(&mnt), "first unmount");
+    mount();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        zsfs_mounted_at(&mnt),
+        "the new mount was taken down by the old daemon's exit"
+    );
+    std::fs::write(mnt.join("after"), b"still here").unwrap();
+    assert_eq!(std::fs::read(mnt.join("after")).unwrap(), b"still here");
+}

@@ -107,7 +107,10 @@ const MAX_BACKGROUND: u16 = 64;
 const READDIRPLUS_BATCH: usize = 64;
 
 pub struct ZsfsFuse {
-    fs: Fs,
+    /// The filesystem; `Some` until `destroy`, which drops it (stopping the
+    /// shrinker, giving a named backing file's space back) before the
+    /// process exits there.
+    fs: Option<Fs>,
     cache: CacheMode,
     /// Control-file opens: fh -> the text served to that open, taken at
     /// the read of offset 0 so one `cat` sees one consistent snapshot.
@@ -133,6 +136,12 @@ pub struct ZsfsFuse {
     /// that cost random writes 85 % of their speed), and clearing
     /// setuid/setgid on write, truncate and chown is ours. Set in `init`.
     killpriv: bool,
+    /// Run once from `destroy`, when the kernel connection is gone. The
+    /// daemon exits there: fuser's session, dropped after `destroy`,
+    /// unmounts by *path* (its "is it still mounted" test reads a torn-down
+    /// connection as mounted), so a daemon slow to tear down a large pool
+    /// would unmount a new zsfs mounted at the same place meanwhile.
+    on_destroy: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 fn errno(e: fs::Errno) -> Errno {
@@ -214,7 +223,7 @@ impl ZsfsFuse {
             io::Error::other(format!("cannot set up the pool: {e} (check backing=)"))
         })?;
         Ok(ZsfsFuse {
-            fs,
+            fs: Some(fs),
             cache: config.cache,
             control: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -224,6 +233,7 @@ impl ZsfsFuse {
             readahead_done: std::sync::atomic::AtomicBool::new(false),
             dirty: dirty::DirtyLimit::new(config.max_dirty),
             killpriv: false,
+            on_destroy: Mutex::new(None),
         })
     }
 
@@ -260,7 +270,7 @@ impl ZsfsFuse {
     /// (two atomic loads) unless the window must change.
     fn update_dirty_window(&self) {
         if let Some(bdi) = self.bdi.get() {
-            let s = self.fs.statfs();
+            let s = self.fs().statfs();
             self.dirty
                 .update(bdi, s.bfree.saturating_mul(u64::from(s.bsize)));
         }
@@ -269,7 +279,7 @@ impl ZsfsFuse {
     /// A page-cache write of `len` bytes at `off` to `ino` was refused for
     /// space: arrange for the writer's next write(2) to see ENOSPC.
     fn cached_write_refused(&self, ino: u64, off: u64, len: u64) {
-        if let Err(e) = self.fs.grow_to(ino, off.saturating_add(len)) {
+        if let Err(e) = self.fs().grow_to(ino, off.saturating_add(len)) {
             log::warn!("inode {ino}: cannot match the kernel's file size after ENOSPC: {e}");
         }
         self.enospc.lock().insert(ino);
@@ -282,7 +292,9 @@ impl ZsfsFuse {
 
     /// The filesystem core (for tests and the control file).
     pub fn fs(&self) -> &Fs {
-        &self.fs
+        self.fs
+            .as_ref()
+            .expect("no request is served after destroy")
     }
 
     fn entry(&self, r: fs::FsResult<Attr>, reply: ReplyEntry) {
@@ -328,6 +340,13 @@ impl ZsfsFuse {
 }
 
 impl Filesystem for ZsfsFuse {
+    fn destroy(&mut self) {
+        if let Some(f) = self.on_destroy.lock().take() {
+            drop(self.fs.take());
+            f();
+        }
+    }
+
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let mut want = InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_DO_READDIRPLUS
@@ -357,7 +376,7 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup(parent.0, name.as_bytes()) {
+        match self.fs().lookup(parent.0, name.as_bytes()) {
             // A negative entry (node id 0) the kernel may cache for TTL:
             // builds probe many include paths that do not exist. Safe
             // because every change to the tree goes through this kernel,
@@ -370,7 +389,7 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.fs().forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -380,7 +399,7 @@ impl Filesystem for ZsfsFuse {
             reply.error(Errno::ENOSPC);
             return;
         }
-        match self.fs.getattr(ino.0) {
+        match self.fs().getattr(ino.0) {
             Ok(a) => reply.attr(ttl(a.ino), &fattr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -420,14 +439,14 @@ impl Filesystem for ZsfsFuse {
             mtime: mtime.map(time_set),
             ctime,
         };
-        match self.fs.setattr(ino.0, &s) {
+        match self.fs().setattr(ino.0, &s) {
             Ok(a) => reply.attr(ttl(a.ino), &fattr(&a)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.readlink(ino.0) {
+        match self.fs().readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(e)),
         }
@@ -444,7 +463,7 @@ impl Filesystem for ZsfsFuse {
         reply: ReplyEntry,
     ) {
         let r = self
-            .fs
+            .fs()
             .mknod(parent.0, name.as_bytes(), mode, umask, rdev, caller(req));
         self.entry(r, reply);
     }
@@ -459,17 +478,17 @@ impl Filesystem for ZsfsFuse {
         reply: ReplyEntry,
     ) {
         let r = self
-            .fs
+            .fs()
             .mkdir(parent.0, name.as_bytes(), mode, umask, caller(req));
         self.entry(r, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.unlink(parent.0, name.as_bytes()), reply);
+        Self::empty(self.fs().unlink(parent.0, name.as_bytes()), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.rmdir(parent.0, name.as_bytes()), reply);
+        Self::empty(self.fs().rmdir(parent.0, name.as_bytes()), reply);
     }
 
     fn symlink(
@@ -480,7 +499,7 @@ impl Filesystem for ZsfsFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.symlink(
+        let r = self.fs().symlink(
             parent.0,
             link_name.as_bytes(),
             target.as_os_str().as_bytes(),
@@ -510,7 +529,7 @@ impl Filesystem for ZsfsFuse {
             noreplace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        let r = self.fs.rename(
+        let r = self.fs().rename(
             parent.0,
             name.as_bytes(),
             newparent.0,
@@ -528,13 +547,16 @@ impl Filesystem for ZsfsFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        self.entry(self.fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
+        self.entry(
+            self.fs().link(ino.0, newparent.0, newname.as_bytes()),
+            reply,
+        );
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.raise_readahead();
         self.update_dirty_window();
-        match self.fs.getattr(ino.0) {
+        match self.fs().getattr(ino.0) {
             Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
             Ok(_) => reply.opened(self.open_handle(ino), self.open_flags(ino)),
             Err(e) => reply.error(errno(e)),
@@ -556,7 +578,7 @@ impl Filesystem for ZsfsFuse {
             let mut map = self.control.lock();
             let snap = map.entry(fh.0).or_default();
             if offset == 0 || snap.is_empty() {
-                *snap = self.fs.control_read();
+                *snap = self.fs().control_read();
             }
             let start = (offset as usize).min(snap.len());
             let end = start.saturating_add(size as usize).min(snap.len());
@@ -567,7 +589,7 @@ impl Filesystem for ZsfsFuse {
         // a fresh zeroed Vec per request cost a memset and page faults.
         // The reply is written to /dev/fuse before the borrow ends.
         READ_BUF.with_borrow_mut(|buf| {
-            match self.fs.read_into(ino.0, offset, size as usize, buf) {
+            match self.fs().read_into(ino.0, offset, size as usize, buf) {
                 Ok(()) => reply.data(buf),
                 Err(e) => reply.error(errno(e)),
             }
@@ -588,7 +610,7 @@ impl Filesystem for ZsfsFuse {
     ) {
         // The kernel already refused opens for writing by others (mode
         // 0644, default_permissions); this keeps it so if that changes.
-        if ino.0 == CONTROL_INO && !self.fs.control_writable_by(req.uid()) {
+        if ino.0 == CONTROL_INO && !self.fs().control_writable_by(req.uid()) {
             reply.error(Errno::EACCES);
             return;
         }
@@ -603,7 +625,9 @@ impl Filesystem for ZsfsFuse {
         // on writes that bypass or write through the page cache).
         let kill_privs = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
             || (!from_cache && req.uid() != 0);
-        let r = self.fs.write_killing_privs(ino.0, offset, data, kill_privs);
+        let r = self
+            .fs()
+            .write_killing_privs(ino.0, offset, data, kill_privs);
         match r {
             Ok(n) if n == data.len() || !from_cache => reply.written(n as u32),
             Ok(_) | Err(fs::Errno(libc::ENOSPC)) if from_cache => {
@@ -657,7 +681,7 @@ impl Filesystem for ZsfsFuse {
         // close() already reported it: fuse_flush writes the pages back
         // and returns the mapping's error whether or not FLUSH is sent.
         self.enospc.lock().remove(&ino.0);
-        Self::empty(self.fs.flush(ino.0), reply);
+        Self::empty(self.fs().flush(ino.0), reply);
     }
 
     fn fsync(
@@ -668,7 +692,7 @@ impl Filesystem for ZsfsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.flush(ino.0), reply);
+        Self::empty(self.fs().flush(ino.0), reply);
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -694,7 +718,7 @@ impl Filesystem for ZsfsFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let r = self.fs.readdir(ino.0, offset, |e| {
+        let r = self.fs().readdir(ino.0, offset, |e| {
             reply.add(
                 INodeNo(e.ino),
                 e.next,
@@ -716,7 +740,7 @@ impl Filesystem for ZsfsFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.fs.readdir_plus(ino.0, offset, READDIRPLUS_BATCH) {
+        let entries = match self.fs().readdir_plus(ino.0, offset, READDIRPLUS_BATCH) {
             Ok(v) => v,
             Err(e) => {
                 reply.error(errno(e));
@@ -739,7 +763,7 @@ impl Filesystem for ZsfsFuse {
             if full && !dot {
                 // Not sent, so the kernel will not count it: give back the
                 // reference readdir_plus took.
-                self.fs.forget(e.ino, 1);
+                self.fs().forget(e.ino, 1);
             }
         }
         reply.ok();
@@ -759,7 +783,7 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.fs.statfs();
+        let s = self.fs().statfs();
         reply.statfs(
             s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
         );
@@ -776,26 +800,26 @@ impl Filesystem for ZsfsFuse {
         reply: ReplyEmpty,
     ) {
         Self::empty(
-            self.fs.setxattr(ino.0, name.as_bytes(), value, flags),
+            self.fs().setxattr(ino.0, name.as_bytes(), value, flags),
             reply,
         );
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        Self::xattr_reply(self.fs.getxattr(ino.0, name.as_bytes()), size, reply);
+        Self::xattr_reply(self.fs().getxattr(ino.0, name.as_bytes()), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        Self::xattr_reply(self.fs.listxattr(ino.0), size, reply);
+        Self::xattr_reply(self.fs().listxattr(ino.0), size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.removexattr(ino.0, name.as_bytes()), reply);
+        Self::empty(self.fs().removexattr(ino.0, name.as_bytes()), reply);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         // Only called without default_permissions; existence is all we check.
-        Self::empty(self.fs.getattr(ino.0).map(|_| ()), reply);
+        Self::empty(self.fs().getattr(ino.0).map(|_| ()), reply);
     }
 
     fn create(
@@ -811,7 +835,7 @@ impl Filesystem for ZsfsFuse {
         self.update_dirty_window();
         let mode = (mode & !libc::S_IFMT) | libc::S_IFREG;
         match self
-            .fs
+            .fs()
             .mknod(parent.0, name.as_bytes(), mode, umask, 0, caller(req))
         {
             Ok(a) => {
@@ -854,7 +878,7 @@ impl Filesystem for ZsfsFuse {
         reply: ReplyEmpty,
     ) {
         let r = fs::Fallocate::from_mode(mode)
-            .and_then(|m| self.fs.fallocate(ino.0, offset, length, m));
+            .and_then(|m| self.fs().fallocate(ino.0, offset, length, m));
         Self::empty(r, reply);
     }
 
@@ -879,7 +903,7 @@ impl Filesystem for ZsfsFuse {
             reply.error(Errno::ENXIO);
             return;
         }
-        match self.fs.seek(ino.0, offset as u64, data) {
+        match self.fs().seek(ino.0, offset as u64, data) {
             Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(errno(e)),
         }
@@ -888,7 +912,13 @@ impl Filesystem for ZsfsFuse {
 
 /// Mount a new zsfs at `mountpoint` with `config`. The caller runs the
 /// returned session (`run()` in the foreground, or `spawn()`).
-pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Session<ZsfsFuse>> {
+/// `on_destroy` runs once the kernel has torn the connection down, before
+/// fuser drops the session (see `ZsfsFuse::on_destroy`).
+pub fn new_session(
+    config: &Config,
+    mountpoint: &Path,
+    on_destroy: Option<Box<dyn FnOnce() + Send>>,
+) -> io::Result<fuser::Session<ZsfsFuse>> {
     let mut fcfg = fuser::Config::default();
     fcfg.mount_options = vec![
         fuser::MountOption::FSName("zsfs".into()),
@@ -905,6 +935,7 @@ pub fn new_session(config: &Config, mountpoint: &Path) -> io::Result<fuser::Sess
     fcfg.n_threads = Some(config.threads.max(1));
     fcfg.clone_fd = true;
     let fs = ZsfsFuse::new(config)?;
+    *fs.on_destroy.lock() = on_destroy;
     let notifier = fs.notifier.clone();
     let bdi = fs.bdi.clone();
     let session = fuser::Session::new(fs, mountpoint, &fcfg)?;
