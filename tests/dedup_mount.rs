@@ -16,29 +16,6 @@ use zsfs::control::Report;
 const COPIES: usize = 8;
 const LEN: usize = 4 << 20;
 
-fn counters(mnt: &Path) -> Report {
-    let mut r = Report::parse(&fs::read_to_string(mnt.join(".zsfs")).unwrap()).unwrap();
-    r.classes.clear();
-    r
-}
-
-fn get(r: &Report, name: &str) -> u64 {
-    r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
-}
-
-/// Bytes LZ4 roughly halves, different in every block.
-fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        let v = rng.next();
-        out.extend(std::iter::repeat_n((v >> 8) as u8, 16));
-        out.extend_from_slice(&rng.next().to_le_bytes());
-        out.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 fn write_file(path: &Path, bytes: &[u8]) {
     let f = File::create(path).unwrap();
     f.write_all_at(bytes, 0).unwrap();
@@ -52,7 +29,7 @@ fn copies_share_and_stay_independent(options: &str, expect_full_sharing: bool) -
     let m = MountGuard::new(options);
     let mnt = m.path();
     let mut rng = Rng::new(7);
-    let original = data(&mut rng, LEN);
+    let original = common::data::half_compressible(&mut rng, LEN);
     let path = |i: usize| mnt.join(format!("copy{i}"));
     let mut model: Vec<Option<Vec<u8>>> = Vec::new();
     if expect_full_sharing {
@@ -114,7 +91,7 @@ fn copies_share_and_stay_independent(options: &str, expect_full_sharing: bool) -
 
     // Partial overwrites of copies 1 and 2, unaligned, one inside a block.
     for (i, off, len) in [(1, 12345usize, 70000usize), (2, 4096 * 100 + 7, 10)] {
-        let buf = data(&mut rng, len);
+        let buf = common::data::half_compressible(&mut rng, len);
         let f = OpenOptions::new().write(true).open(path(i)).unwrap();
         f.write_all_at(&buf, off as u64).unwrap();
         model[i].as_mut().unwrap()[off..off + len].copy_from_slice(&buf);
@@ -135,7 +112,7 @@ fn copies_share_and_stay_independent(options: &str, expect_full_sharing: bool) -
     // Unlink copy 5, append to copy 6 (the appended blocks match nothing).
     fs::remove_file(path(5)).unwrap();
     model[5] = None;
-    let tail = data(&mut rng, 50000);
+    let tail = common::data::half_compressible(&mut rng, 50000);
     OpenOptions::new()
         .write(true)
         .open(path(6))
@@ -217,7 +194,7 @@ fn copies_share_objects_with_writeback() {
 fn dedup_off_stores_every_copy() {
     let m = MountGuard::new("dedup=off,cache=none");
     let mut rng = Rng::new(9);
-    let original = data(&mut rng, 1 << 20);
+    let original = common::data::half_compressible(&mut rng, 1 << 20);
     for i in 0..3 {
         write_file(&m.path().join(format!("c{i}")), &original);
     }

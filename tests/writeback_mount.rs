@@ -13,33 +13,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use zsfs::control::Report;
-
-/// The control file's counters (the classes table left out: assertion
-/// messages print these).
-fn counters(mnt: &Path) -> Report {
-    let mut r = Report::parse(&fs::read_to_string(mnt.join(".zsfs")).unwrap()).unwrap();
-    r.classes.clear();
-    r
-}
-
-fn get(r: &Report, name: &str) -> u64 {
-    r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
-}
-
-/// Bytes that LZ4 roughly halves: 16-byte runs of one byte between
-/// 16 bytes of noise.
-fn data(rng: &mut Rng, len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        let v = rng.next();
-        out.extend(std::iter::repeat_n((v >> 8) as u8, 16));
-        out.extend_from_slice(&rng.next().to_le_bytes());
-        out.extend_from_slice(&rng.next().to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// One thread's share: files only it touches, checked against its model
 /// after every operation that changes them.
@@ -60,7 +33,7 @@ fn churn(dir: PathBuf, seed: u64, ops: usize) {
             0..=4 => {
                 let off = rng.below(MAX);
                 let len = 1 + rng.below(256 << 10) as usize;
-                let buf = data(&mut rng, len);
+                let buf = common::data::half_compressible(&mut rng, len);
                 let f = OpenOptions::new().write(true).open(path(i)).unwrap();
                 f.write_all_at(&buf, off).unwrap();
                 let m = &mut model[i];
@@ -176,7 +149,7 @@ fn full_backing_disk_loses_nothing() {
     let mut written = Vec::new();
     let mut enospc = false;
     for i in 0..200 {
-        let buf = data(&mut rng, 512 << 10);
+        let buf = common::data::half_compressible(&mut rng, 512 << 10);
         let p = mnt.join(format!("f{i}"));
         let mut f = File::create(&p).unwrap();
         match f.write_all(&buf).and_then(|_| f.sync_all()) {
@@ -208,7 +181,7 @@ fn full_backing_disk_loses_nothing() {
         fs::remove_file(p).unwrap();
     }
     let retry = mnt.join("after");
-    let res = fs::write(&retry, data(&mut rng, 256 << 10));
+    let res = fs::write(&retry, common::data::half_compressible(&mut rng, 256 << 10));
     assert!(
         res.is_ok() || res.as_ref().unwrap_err().kind() == ErrorKind::StorageFull,
         "{res:?}"

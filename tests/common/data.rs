@@ -30,3 +30,17 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
 pub fn tagged(tag: u64, len: usize) -> Vec<u8> {
     noise(tag.wrapping_mul(0x9E37_79B9_7F4A_7C15), len)
 }
+
+/// Bytes that LZ4 roughly halves: 16-byte runs of one byte between 16
+/// bytes of noise, different in every block.
+pub fn half_compressible(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let v = rng.next();
+        out.extend(std::iter::repeat_n((v >> 8) as u8, 16));
+        out.extend_from_slice(&rng.next().to_le_bytes());
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

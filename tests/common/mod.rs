@@ -177,6 +177,20 @@ pub fn control_counter(mnt: &Path, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {}:\n{text}", path.display()))
 }
 
+/// The control file's counters, the classes table left out (assertion
+/// messages print these).
+pub fn counters(mnt: &Path) -> zsfs::control::Report {
+    let mut r =
+        zsfs::control::Report::parse(&std::fs::read_to_string(mnt.join(".zsfs")).unwrap()).unwrap();
+    r.classes.clear();
+    r
+}
+
+/// Counter `name` of a report, or a panic naming it.
+pub fn get(r: &zsfs::control::Report, name: &str) -> u64 {
+    r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
+}
+
 /// A zsfs mount for the duration of a test. See the module comment.
 pub struct MountGuard {
     /// The mountpoint (a temporary directory, mode 0755 so other users can
