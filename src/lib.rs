@@ -14,3 +14,5 @@ pub mod options;
 pub mod pool;
 pub mod shrinker;
 pub mod store;
+#[cfg(test)]
+mod test_data;

@@ -848,17 +848,7 @@ mod tests {
             store: &store,
             space: &space,
         };
-        let noise = |seed: u64, len: usize| {
-            let mut x = seed | 1;
-            (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect::<Vec<u8>>()
-        };
+        use crate::test_data::noise;
         let mut f = FileData::default();
         let first = noise(1, 300 * 4096);
         assert_eq!(f.write(&cx, 0, &first).unwrap(), first.len());

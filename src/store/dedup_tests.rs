@@ -21,17 +21,7 @@ fn content(i: usize) -> Vec<u8> {
             .cycle()
             .take(BS)
             .collect(),
-        5 | 6 => {
-            let mut x = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64);
-            (0..BS)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        }
+        5 | 6 => crate::test_data::noise(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64), BS),
         7 => {
             let mut v = content(1);
             v[BS - 1] ^= 1;

@@ -506,15 +506,7 @@ mod tests {
     #[test]
     fn incompressible_block_is_raw_and_compressible_is_lz4() {
         let s = Store::new(8192);
-        let mut x = 0x12345678u64;
-        let random: Vec<u8> = (0..8192)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let random = crate::test_data::noise(0x12345678, 8192);
         let raw = roundtrip(&s, &random);
         assert!(matches!(raw, Block::Raw(_)));
         let text: Vec<u8> = b"hello world, compress me please. "
