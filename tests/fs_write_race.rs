@@ -77,10 +77,7 @@ fn two_writers_and_a_puncher_on_one_file() {
         .mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, 0, ME)
         .unwrap()
         .ino;
-    let secs: u64 = std::env::var("ZSFS_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+    let secs = common::stress_secs(4);
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     std::thread::scope(|s| {

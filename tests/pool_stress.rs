@@ -5,25 +5,19 @@
 
 mod common;
 use common::data::tagged;
+use common::stress_secs;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zsfs::pool::{Handle, Pool, PoolConfig};
 
-fn secs() -> u64 {
-    std::env::var("ZSFS_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
-}
-
 #[test]
 fn writers_readers_and_compactor_concurrently() {
     let pool = Arc::new(Pool::new(PoolConfig::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let verified = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs());
+    let deadline = Instant::now() + Duration::from_secs(stress_secs(3));
     let mut threads = Vec::new();
     for t in 0..4u64 {
         let (pool, stop, verified) = (pool.clone(), stop.clone(), verified.clone());

@@ -5,6 +5,7 @@
 
 mod common;
 use common::data::{tagged, Rng};
+use common::{churn_pool, stress_secs};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,13 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zsfs::config::Backing;
 use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
-
-fn secs() -> u64 {
-    std::env::var("ZSFS_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4)
-}
 
 /// 4 writer threads allocate, read and free under a 256 KiB limit while the
 /// shrinker thread, a thread asking for writeback and a compactor all run.
@@ -88,20 +82,9 @@ fn tiny_limit_shrinker_and_writers_concurrently() {
     }
     let helper = {
         let (pool, stop) = (pool.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                match n % 16 {
-                    0 => pool.debug_check_consistency(),
-                    1 => drop(pool.compact()),
-                    2 => pool.request_writeback(WritebackRequest::Idle).unwrap(),
-                    _ => drop(pool.writeback(WritebackRequest::Bytes(64 * 1024)).unwrap()),
-                }
-                n += 1;
-            }
-        })
+        std::thread::spawn(move || churn_pool(&pool, &stop, || pool.debug_check_consistency()))
     };
-    let deadline = Instant::now() + Duration::from_secs(secs());
+    let deadline = Instant::now() + Duration::from_secs(stress_secs(4));
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -7,22 +7,16 @@
 
 mod common;
 use common::data::{tagged, Rng};
+use common::{churn_pool, stress_secs};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zsfs::config::Backing;
-use zsfs::pool::{Pool, PoolConfig, WritebackRequest};
+use zsfs::pool::{Pool, PoolConfig};
 use zsfs::store::{pool_config, Block, Store};
 
 const BS: usize = 4096;
-
-fn secs() -> u64 {
-    std::env::var("ZSFS_STRESS_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4)
-}
 
 /// Content number `c`: a few hundred contents shared by all threads, half
 /// compressible (text with the number in it), half not (noise).
@@ -103,20 +97,10 @@ fn shared_references_across_threads_with_writeback_and_compaction() {
     let helper = {
         let (store, stop) = (store.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let pool = store.pool();
-                match n % 16 {
-                    0 => store.debug_check_consistency(),
-                    1 => drop(pool.compact()),
-                    2 => pool.request_writeback(WritebackRequest::Idle).unwrap(),
-                    _ => drop(pool.writeback(WritebackRequest::Bytes(64 * 1024)).unwrap()),
-                }
-                n += 1;
-            }
+            churn_pool(store.pool(), &stop, || store.debug_check_consistency())
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(secs());
+    let deadline = Instant::now() + Duration::from_secs(stress_secs(4));
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -191,6 +191,31 @@ pub fn get(r: &zsfs::control::Report, name: &str) -> u64 {
     r.get_u64(name).unwrap_or_else(|| panic!("{name} missing"))
 }
 
+/// Seconds a stress test runs: `ZSFS_STRESS_SECS` if set, else `default`.
+pub fn stress_secs(default: u64) -> u64 {
+    std::env::var("ZSFS_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Until `stop`: compact, ask the shrinker for idle writeback and write
+/// 64 KiB back in turn, as the shrinker and the control file's commands may
+/// at any moment, running `check` (a consistency check) every 16th round.
+pub fn churn_pool(pool: &zsfs::pool::Pool, stop: &std::sync::atomic::AtomicBool, check: impl Fn()) {
+    use zsfs::pool::WritebackRequest;
+    let mut n = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match n % 16 {
+            0 => check(),
+            1 => drop(pool.compact()),
+            2 => pool.request_writeback(WritebackRequest::Idle).unwrap(),
+            _ => drop(pool.writeback(WritebackRequest::Bytes(64 * 1024)).unwrap()),
+        }
+        n += 1;
+    }
+}
+
 /// A zsfs mount for the duration of a test. See the module comment.
 pub struct MountGuard {
     /// The mountpoint (a temporary directory, mode 0755 so other users can
