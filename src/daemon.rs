@@ -42,6 +42,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use zsfs::config::Config;
+use zsfs::sys::mountinfo;
 
 /// How a mount attempt ended, as the process exit code.
 pub(crate) const EXIT_OK: i32 = 0;
@@ -495,73 +496,9 @@ fn close_other_fds(keep: i32) {
     }
 }
 
-/// One line of /proc/self/mountinfo, the fields zsfs needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MountEntry {
-    /// `major:minor` of the mounted filesystem.
-    pub dev: String,
-    /// Where it is mounted, unescaped.
-    pub mount_point: PathBuf,
-    /// Filesystem type (`fuse`, `fuse.zsfs`, `tmpfs`, ...).
-    pub fstype: String,
-    /// The mount source (`zsfs` for ours).
-    pub source: String,
-}
-
-/// Parse mountinfo text (see proc(5)); malformed lines are skipped.
-pub(crate) fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some(MountEntry {
-                dev: f.get(2)?.to_string(),
-                mount_point: PathBuf::from(OsStr::from_bytes(&unescape(f.get(4)?))),
-                fstype: f.get(sep + 1)?.to_string(),
-                source: String::from_utf8_lossy(&unescape(f.get(sep + 2)?)).into_owned(),
-            })
-        })
-        .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let oct = &b[i + 1..i + 4];
-            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = oct
-                    .iter()
-                    .fold(0u16, |acc, c| acc * 8 + u16::from(c - b'0'));
-                if let Ok(v) = u8::try_from(v) {
-                    out.push(v);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-pub(crate) fn mounts() -> Vec<MountEntry> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| parse_mountinfo(&t))
-        .unwrap_or_default()
-}
-
 /// The device of the topmost mount at `mountpoint`, if any.
 fn mount_device(mountpoint: &Path) -> Option<String> {
-    mounts()
-        .into_iter()
-        .rev()
-        .find(|m| m.mount_point == mountpoint)
-        .map(|m| m.dev)
+    mountinfo::mount_at(mountpoint).map(|m| m.dev)
 }
 
 /// Check the mountpoint before forking, so every mistake is reported by the
@@ -594,7 +531,7 @@ pub(crate) fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
         }
         Err(e) => return Err(format!("cannot use mountpoint {shown}: {e}")),
     }
-    if let Some(m) = mounts().into_iter().rev().find(|m| m.mount_point == canon) {
+    if let Some(m) = mountinfo::mount_at(&canon) {
         return Err(format!(
             "mountpoint {shown} is already in use ({} from {} is mounted there); unmount it \
              first",
@@ -617,25 +554,6 @@ pub(crate) fn user_allow_other_enabled() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_lines_are_parsed_and_unescaped() {
-        let text = "\
-22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/root rw
-85 22 0:52 / /tmp/with\\040space rw,nosuid,nodev,relatime shared:40 - fuse zsfs rw,user_id=0,group_id=0
-86 22 0:53 / /mnt/z rw,nosuid,nodev - fuse.zsfs zsfs rw,user_id=1000
-garbage line
-";
-        let m = parse_mountinfo(text);
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[1].mount_point, PathBuf::from("/tmp/with space"));
-        assert_eq!(m[1].dev, "0:52");
-        assert_eq!(m[1].fstype, "fuse");
-        assert_eq!(m[1].source, "zsfs");
-        assert_eq!(m[2].fstype, "fuse.zsfs");
-        assert_eq!(unescape("a\\134b\\011"), b"a\\b\t".to_vec());
-        assert_eq!(unescape("trailing\\04"), b"trailing\\04".to_vec());
-    }
 
     #[test]
     fn mountpoint_checks_say_what_is_wrong() {

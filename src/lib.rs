@@ -14,5 +14,6 @@ pub mod options;
 pub mod pool;
 pub mod shrinker;
 pub mod store;
+pub mod sys;
 #[cfg(test)]
 mod test_data;

@@ -43,6 +43,7 @@ mod dirty;
 
 use crate::config::{CacheMode, Config};
 use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
+use crate::sys::mountinfo;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr,
@@ -940,70 +941,8 @@ pub fn new_session(
     let bdi = fs.bdi.clone();
     let session = fuser::Session::new(fs, mountpoint, &fcfg)?;
     let _ = notifier.set(session.notifier());
-    match std::fs::read_to_string("/proc/self/mountinfo") {
-        Ok(info) => {
-            if let Some(dev) = mount_dev(&info, mountpoint) {
-                let _ = bdi.set(dev);
-            }
-        }
-        Err(e) => log::debug!("cannot read /proc/self/mountinfo: {e}"),
+    if let Some(m) = mountinfo::mount_at(mountpoint) {
+        let _ = bdi.set(m.dev);
     }
     Ok(session)
-}
-
-/// The device ("major:minor") of the last mount on `mountpoint` in
-/// `mountinfo` text (proc(5): field 3 is the device, field 5 the mount
-/// point with space, tab, newline and backslash as octal escapes).
-fn mount_dev(mountinfo: &str, mountpoint: &Path) -> Option<String> {
-    let want = mountpoint.as_os_str().as_bytes();
-    mountinfo.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        (f.len() > 4 && unescape_octal(f[4]) == want).then(|| f[2].to_string())
-    })
-}
-
-/// Undo mountinfo's `\ooo` escapes.
-fn unescape_octal(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match oct {
-            Some(d) if b[i] == b'\\' => {
-                let v = d.iter().fold(0u16, |v, c| v * 8 + u16::from(c - b'0'));
-                out.push(v as u8);
-                i += 4;
-            }
-            _ => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_dev_takes_the_last_mount_on_the_unescaped_path() {
-        let info = "22 1 0:21 / /mnt/a rw - tmpfs tmpfs rw\n\
-                    40 22 0:39 / /mnt/my\\040dir rw,nosuid - fuse zsfs rw\n\
-                    41 22 0:40 / /mnt/a rw - fuse zsfs rw\n";
-        assert_eq!(
-            mount_dev(info, Path::new("/mnt/a")).as_deref(),
-            Some("0:40")
-        );
-        assert_eq!(
-            mount_dev(info, Path::new("/mnt/my dir")).as_deref(),
-            Some("0:39")
-        );
-        assert_eq!(mount_dev(info, Path::new("/mnt/b")), None);
-        assert_eq!(unescape_octal("a\\134b\\9"), b"a\\b\\9");
-    }
 }

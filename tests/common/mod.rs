@@ -37,39 +37,7 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// One line of /proc/self/mountinfo: (device, mount point, fstype, source).
-#[derive(Debug, Clone)]
-pub struct MountLine {
-    pub dev: String,
-    pub mount_point: PathBuf,
-    pub fstype: String,
-    pub source: String,
-}
-
-fn unescape(s: &str) -> PathBuf {
-    let s = s
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\");
-    PathBuf::from(s)
-}
-
-pub fn mount_lines() -> Vec<MountLine> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            Some(MountLine {
-                dev: f.get(2)?.to_string(),
-                mount_point: unescape(f.get(4)?),
-                fstype: f.get(sep + 1)?.to_string(),
-                source: f.get(sep + 2)?.to_string(),
-            })
-        })
-        .collect()
-}
+pub use zsfs::sys::mountinfo::{mounts as mount_lines, MountEntry as MountLine};
 
 /// The topmost mount at exactly `path`, if any.
 pub fn mount_at(path: &Path) -> Option<MountLine> {

@@ -1,0 +1,7 @@
+//! What zsfs reads from the kernel about its own mounts, apart from FUSE.
+//!
+//! - [`mountinfo`]: the one parser of `/proc/self/mountinfo`, used by the
+//!   daemon (mountpoint checks, the watcher), the adapter (the mount's bdi),
+//!   `zsfs list` and the tests.
+
+pub mod mountinfo;
