@@ -116,7 +116,13 @@ pub struct Config {
     pub control_name: String,
     /// VFS flags passed to the kernel with the mount.
     pub mount_flags: MountFlags,
+    /// The mount's source, shown in /proc/mounts, df and findmnt (`zsfs
+    /// SOURCE DIR`, or mount(8)'s first argument), as tmpfs shows its own.
+    pub source: String,
 }
+
+/// The source a mount shows when none is given.
+pub const DEFAULT_SOURCE: &str = "zsfs";
 
 /// Default `max_dirty=`: enough page cache to absorb rewrites of a working
 /// set of this size and to let writeback overlap with writing; small beside
@@ -158,6 +164,7 @@ impl Default for Config {
             backing: Backing::TempFile,
             control_name: ".zsfs".to_string(),
             mount_flags: MountFlags::default(),
+            source: DEFAULT_SOURCE.to_string(),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! The `zsfs` command.
 //!
 //! - `zsfs [-f] [-o OPTIONS] [SOURCE] MOUNTPOINT` mounts (the default form;
-//!   SOURCE is accepted for the mount.fuse3 convention `zsfs SOURCE DIR -o
-//!   ...` and ignored). Without `-f` it returns once the mount is ready and
+//!   SOURCE, as mount.fuse3 passes it, is what /proc/mounts shows). Without `-f` it returns once the mount is ready and
 //!   the daemon serves in the background (see `daemon.rs`).
 //! - `zsfs stats ...` and `zsfs ctl ...` talk to a mount through its control
 //!   file (issue 5; the work is in `zsfs::control::cli`).
@@ -41,7 +40,8 @@ struct MountArgs {
     /// Mount options, comma-separated (may be given several times).
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
-    /// [SOURCE] MOUNTPOINT: where to mount (SOURCE, as mount(8) passes it, is ignored).
+    /// [SOURCE] MOUNTPOINT: where to mount; SOURCE (default `zsfs`) is the
+    /// name /proc/mounts, df and findmnt show, as for tmpfs.
     #[arg(value_name = "MOUNTPOINT", required = true, num_args = 1..=2)]
     paths: Vec<PathBuf>,
 }
@@ -119,6 +119,15 @@ fn mount(args: MountArgs) -> ExitCode {
     }
     if let Ok(cwd) = std::env::current_dir() {
         zsfs::options::absolutize_backing(&mut config, &cwd);
+    }
+    if let [source, _] = args.paths.as_slice() {
+        match zsfs::options::mount_source(source.as_os_str(), daemon::is_root()) {
+            Ok(s) => config.source = s,
+            Err(e) => {
+                eprintln!("zsfs: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     let target = args.paths.last().expect("clap requires a mountpoint");
     let mountpoint = match daemon::check_mountpoint(target) {

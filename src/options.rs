@@ -95,6 +95,24 @@ pub fn apply_options_with_ram(
     Ok(())
 }
 
+/// Check a mount source (`zsfs SOURCE DIR`) and put it in the form the
+/// mount path needs. Root mounts pass it to mount(2) as it is; ordinary
+/// users' mounts go through fusermount3's `-o fsname=`, where a comma
+/// would end the option, so commas and backslashes get its `\` escape.
+pub fn mount_source(source: &std::ffi::OsStr, root: bool) -> Result<String, OptionError> {
+    let shown = source.to_string_lossy();
+    let Some(s) = source.to_str().filter(|s| !s.is_empty()) else {
+        return Err(err(
+            &shown,
+            format!("bad mount source `{shown}`: expected a non-empty UTF-8 name such as `zsfs`"),
+        ));
+    };
+    if root {
+        return Ok(s.to_string());
+    }
+    Ok(s.replace('\\', "\\\\").replace(',', "\\,"))
+}
+
 /// Parse a complete option string onto `Config::default()`.
 pub fn parse_options(opts: &str) -> Result<Config, OptionError> {
     let mut config = Config::default();

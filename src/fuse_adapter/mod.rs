@@ -922,7 +922,7 @@ pub fn new_session(
 ) -> io::Result<fuser::Session<ZsfsFuse>> {
     let mut fcfg = fuser::Config::default();
     fcfg.mount_options = vec![
-        fuser::MountOption::FSName("zsfs".into()),
+        fuser::MountOption::FSName(config.source.clone()),
         fuser::MountOption::Subtype("zsfs".into()),
         fuser::MountOption::DefaultPermissions,
         fuser::MountOption::CUSTOM(format!("max_read={MAX_READ}")),
