@@ -35,6 +35,21 @@ pub enum PoolLimit {
     Percent(u8),
 }
 
+/// When reading a file updates its atime. FUSE inodes carry S_NOATIME, so
+/// the kernel never does it: zsfs applies the mount's rule itself (at open
+/// for reading and at READ; see `fs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AtimeMode {
+    /// Only when atime is not newer than mtime or ctime, or is a day old
+    /// (the kernel's default, and tmpfs's).
+    #[default]
+    Relatime,
+    /// On every read.
+    Strict,
+    /// Never.
+    NoAtime,
+}
+
 /// VFS mount flags (`ro`, `nosuid`, ...), as for any filesystem. The
 /// defaults are FUSE's: nosuid and nodev (fusermount3 forces them for
 /// ordinary users; root may ask for `suid`/`dev`).
@@ -48,8 +63,10 @@ pub struct MountFlags {
     pub nodev: bool,
     /// `noexec`: no execution of binaries.
     pub noexec: bool,
-    /// `noatime`.
-    pub noatime: bool,
+    /// `relatime` (default), `strictatime` or `noatime`.
+    pub atime: AtimeMode,
+    /// `nodiratime`: directories' atime is never updated.
+    pub nodiratime: bool,
     /// `sync`: all I/O synchronous.
     pub sync: bool,
     /// `dirsync`: directory changes synchronous.
@@ -63,7 +80,8 @@ impl Default for MountFlags {
             nosuid: true,
             nodev: true,
             noexec: false,
-            noatime: false,
+            atime: AtimeMode::Relatime,
+            nodiratime: false,
             sync: false,
             dirsync: false,
         }
@@ -119,6 +137,8 @@ pub struct Config {
     /// The mount's source, shown in /proc/mounts, df and findmnt (`zsfs
     /// SOURCE DIR`, or mount(8)'s first argument), as tmpfs shows its own.
     pub source: String,
+    /// Where the daemon logs (`log=syslog|stderr|PATH`).
+    pub log: crate::sys::log::LogTarget,
 }
 
 /// The source a mount shows when none is given.
@@ -165,6 +185,7 @@ impl Default for Config {
             control_name: ".zsfs".to_string(),
             mount_flags: MountFlags::default(),
             source: DEFAULT_SOURCE.to_string(),
+            log: Default::default(),
         }
     }
 }

@@ -360,27 +360,17 @@ fn sd_notify_ready() {
     }
 }
 
-/// stdin and stdout go to /dev/null; stderr too when it is a terminal or a
-/// pipe (a caller capturing our output must not wait for the unmount). A
-/// file or a socket (systemd's journal) keeps the daemon's log.
+/// stdin, stdout and stderr go to /dev/null: the daemon logs to syslog or
+/// `log=PATH` (see `zsfs::sys::log`), never into the output of whatever
+/// mounted it, and a caller capturing our output must not wait for the
+/// unmount.
 fn detach_stdio() {
     let Ok(null) = File::options().read(true).write(true).open("/dev/null") else {
         return;
     };
-    let keep_stderr = {
-        // SAFETY: fstat on fd 2 with a valid out pointer.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::fstat(2, &mut st) } == 0;
-        let fmt = st.st_mode & libc::S_IFMT;
-        ok && (fmt == libc::S_IFREG || fmt == libc::S_IFSOCK)
-    };
-    // SAFETY: dup2 onto the standard descriptors, from a valid fd.
-    unsafe {
-        libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(null.as_raw_fd(), 1);
-        if !keep_stderr {
-            libc::dup2(null.as_raw_fd(), 2);
-        }
+    for fd in 0..=2 {
+        // SAFETY: dup2 onto a standard descriptor, from a valid fd.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
     }
 }
 

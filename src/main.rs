@@ -76,11 +76,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
-    )
-    .init();
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // Only log files can fail to open; stderr cannot.
+        let _ = zsfs::sys::log::init(&zsfs::sys::log::LogTarget::Stderr, true);
+    }
     match cli.command {
         Some(Command::Stats {
             path,
@@ -103,6 +103,16 @@ fn main() -> ExitCode {
 }
 
 fn mount(args: MountArgs) -> ExitCode {
+    if let Some(opts) = zsfs::control::remount::requested(&args.options) {
+        let target = args.paths.last().expect("clap requires a mountpoint");
+        return match zsfs::control::remount::remount(target, &opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zsfs: remount: {e}");
+                ExitCode::from(32)
+            }
+        };
+    }
     // A root mount is open to every user, as tmpfs is: FUSE otherwise lets
     // only the mounting user in, whatever the permission bits say (the
     // kernel still checks them: default_permissions). Ordinary users opt in
@@ -118,7 +128,11 @@ fn mount(args: MountArgs) -> ExitCode {
         }
     }
     if let Ok(cwd) = std::env::current_dir() {
-        zsfs::options::absolutize_backing(&mut config, &cwd);
+        zsfs::options::absolutize_paths(&mut config, &cwd);
+    }
+    if let Err(e) = zsfs::sys::log::init(&config.log, args.foreground) {
+        eprintln!("zsfs: {e}");
+        return ExitCode::from(2);
     }
     if let [source, _] = args.paths.as_slice() {
         match zsfs::options::mount_source(source.as_os_str(), daemon::is_root()) {

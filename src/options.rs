@@ -22,7 +22,7 @@
 //! mean "no limit", as in tmpfs.
 
 use crate::config::{
-    Backing, CacheMode, Config, MountFlags, PoolLimit, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
+    AtimeMode, Backing, CacheMode, Config, MountFlags, PoolLimit, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE,
 };
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -270,6 +270,15 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 p => Backing::Path(PathBuf::from(p)),
             };
         }
+        "log" => {
+            use crate::sys::log::LogTarget;
+            c.log = match need(word, name, value)? {
+                "" => return Err(bad_value(word, name, "`syslog`, `stderr` or a file path")),
+                "syslog" => LogTarget::Syslog,
+                "stderr" => LogTarget::Stderr,
+                p => LogTarget::File(PathBuf::from(p)),
+            };
+        }
         "control" => {
             let v = need(word, name, value)?;
             if v.is_empty() || v == "." || v == ".." || v.contains('/') || v.len() > 255 {
@@ -283,7 +292,8 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
         }
         // VFS flags, honoured.
         "ro" | "rw" | "nosuid" | "suid" | "nodev" | "dev" | "noexec" | "exec" | "noatime"
-        | "atime" | "sync" | "async" | "dirsync" => {
+        | "atime" | "relatime" | "norelatime" | "strictatime" | "nostrictatime" | "diratime"
+        | "nodiratime" | "sync" | "async" | "dirsync" => {
             no_value(word, name, value)?;
             let f = &mut c.mount_flags;
             match name {
@@ -295,19 +305,22 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 "dev" => f.nodev = false,
                 "noexec" => f.noexec = true,
                 "exec" => f.noexec = false,
-                "noatime" => f.noatime = true,
-                "atime" => f.noatime = false,
+                // The atime words set one mode, the last one winning, as
+                // mount(8) turns them into MS_NOATIME/MS_RELATIME/
+                // MS_STRICTATIME.
+                "noatime" => f.atime = AtimeMode::NoAtime,
+                "atime" | "relatime" | "nostrictatime" => f.atime = AtimeMode::Relatime,
+                "norelatime" | "strictatime" => f.atime = AtimeMode::Strict,
+                "diratime" => f.nodiratime = false,
+                "nodiratime" => f.nodiratime = true,
                 "sync" => f.sync = true,
                 "async" => f.sync = false,
                 _ => f.dirsync = true,
             }
         }
         // For mount(8), fstab and systemd; nothing for the filesystem to do.
-        // relatime/strictatime/lazytime: zsfs keeps atime as tmpfs's default
-        // (relatime) itself; the kernel does not update atime on FUSE.
         "defaults" | "auto" | "noauto" | "nofail" | "user" | "users" | "nouser" | "owner"
-        | "group" | "_netdev" | "relatime" | "norelatime" | "strictatime" | "nostrictatime"
-        | "lazytime" | "nolazytime" | "diratime" | "nodiratime" | "silent" | "loud"
+        | "group" | "_netdev" | "lazytime" | "nolazytime" | "silent" | "loud"
         | "auto_unmount" => {
             no_value(word, name, value)?;
         }
@@ -319,7 +332,7 @@ fn apply_one(c: &mut Config, word: &str, ram: u64) -> Result<(), OptionError> {
                 format!(
                     "unknown option `{word}`; accepted: size=, nr_inodes=, mode=, uid=, gid=, \
                      block_size=, threads=, cache=, allow_other, pool_limit=, second_chance=, \
-                     dedup=, max_dirty=, accept_threshold=, backing=, control=, the VFS flags (ro, nosuid, nodev, \
+                     dedup=, max_dirty=, accept_threshold=, backing=, control=, log=, the VFS flags (ro, nosuid, nodev, \
                      noexec, noatime, sync, dirsync) and the fstab words (defaults, noauto, \
                      nofail, user, _netdev, x-systemd.*); see zsfs --help"
                 ),
@@ -445,10 +458,15 @@ fn lookup_group(name: &str) -> Option<u32> {
 
 /// Make a relative `backing=` path absolute against `cwd`: the daemon
 /// changes to `/` when it detaches, so a relative path would move.
-pub fn absolutize_backing(config: &mut Config, cwd: &Path) {
+pub fn absolutize_paths(config: &mut Config, cwd: &Path) {
     if let Backing::Path(p) = &config.backing {
         if p.is_relative() {
             config.backing = Backing::Path(cwd.join(p));
+        }
+    }
+    if let crate::sys::log::LogTarget::File(p) = &config.log {
+        if p.is_relative() {
+            config.log = crate::sys::log::LogTarget::File(cwd.join(p));
         }
     }
 }
@@ -466,7 +484,9 @@ pub fn fuser_mount_options(flags: &MountFlags) -> Vec<fuser::MountOption> {
     if flags.noexec {
         v.push(M::NoExec);
     }
-    if flags.noatime {
+    // The kernel leaves FUSE's atime to us (S_NOATIME); noatime is still
+    // shown in mountinfo, where scripts look for it.
+    if flags.atime == AtimeMode::NoAtime {
         v.push(M::NoAtime);
     }
     if flags.sync {
@@ -617,7 +637,7 @@ mod tests {
             Backing::Path("/var/tmp/z".into())
         );
         let mut c = parse("backing=rel/file").unwrap();
-        absolutize_backing(&mut c, Path::new("/home/u"));
+        absolutize_paths(&mut c, Path::new("/home/u"));
         assert_eq!(c.backing, Backing::Path("/home/u/rel/file".into()));
         assert!(parse_err("backing=").contains("path"));
         assert_eq!(parse("control=.ctl").unwrap().control_name, ".ctl");
@@ -634,7 +654,12 @@ mod tests {
         assert_eq!(c, d);
         let c = parse("ro,noexec,nosuid,nodev,noatime,sync,dirsync").unwrap();
         let f = c.mount_flags;
-        assert!(f.read_only && f.noexec && f.nosuid && f.nodev && f.noatime && f.sync && f.dirsync);
+        assert!(f.read_only && f.noexec && f.nosuid && f.nodev && f.sync && f.dirsync);
+        assert_eq!(f.atime, AtimeMode::NoAtime);
+        let atime = |o: &str| parse(o).unwrap().mount_flags.atime;
+        assert_eq!(atime("noatime,strictatime"), AtimeMode::Strict);
+        assert_eq!(atime("strictatime,relatime"), AtimeMode::Relatime);
+        assert_eq!(atime("relatime,noatime"), AtimeMode::NoAtime);
         let c = parse("ro,rw,suid,dev").unwrap();
         assert!(!c.mount_flags.read_only && !c.mount_flags.nosuid && !c.mount_flags.nodev);
         assert!(parse_err("noexec=1").contains("takes no value"));

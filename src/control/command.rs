@@ -9,7 +9,7 @@ use crate::options::{parse_pool_limit, parse_size};
 use std::fmt;
 
 /// One command, as written to the control file (one per line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// `compact`: move objects out of sparse zspages and free the empties
     /// (zram's `compact`).
@@ -22,6 +22,10 @@ pub enum Command {
     /// `reset mem_used_max`: restart the peak-memory counter (zram: write 0
     /// to `mem_used_max`).
     ResetMemUsedMax,
+    /// `remount [check] OPTIONS`: apply mount options to the live mount
+    /// (`mount -o remount,...` sends this), or with `check` only say
+    /// whether they would be accepted.
+    Remount { options: String, check: bool },
 }
 
 /// How much `writeback` should write.
@@ -45,8 +49,8 @@ pub struct CommandError(String);
 const SIZE_FORM: &str = "digits with an optional k, m, g or t suffix";
 
 /// The commands and their arguments, for error messages and `--help`.
-pub const USAGE: &str =
-    "compact | writeback all|idle|SIZE | pool_limit SIZE|N%|none | reset mem_used_max";
+pub const USAGE: &str = "compact | writeback all|idle|SIZE | pool_limit SIZE|N%|none | \
+     reset mem_used_max | remount [check] OPTIONS";
 
 impl Command {
     /// Parse a whole write: one command per non-empty line. All lines must
@@ -93,6 +97,14 @@ impl Command {
                 )),
             },
             ["reset", "mem_used_max"] => Ok(Command::ResetMemUsedMax),
+            ["remount", "check", opts] => Ok(Command::Remount {
+                options: opts.to_string(),
+                check: true,
+            }),
+            ["remount", opts] => Ok(Command::Remount {
+                options: opts.to_string(),
+                check: false,
+            }),
             [] => bad("empty command".into()),
             [word, ..] => bad(format!("unknown command or arguments for {word:?}")),
         }
@@ -110,6 +122,9 @@ impl fmt::Display for Command {
             Command::PoolLimit(Some(PoolLimit::Bytes(n))) => write!(f, "pool_limit {n}"),
             Command::PoolLimit(Some(PoolLimit::Percent(p))) => write!(f, "pool_limit {p}%"),
             Command::ResetMemUsedMax => write!(f, "reset mem_used_max"),
+            Command::Remount { options, check } => {
+                write!(f, "remount {}{options}", if *check { "check " } else { "" })
+            }
         }
     }
 }
@@ -145,9 +160,23 @@ mod tests {
             ),
             ("pool_limit none", Command::PoolLimit(None)),
             ("reset mem_used_max", Command::ResetMemUsedMax),
+            (
+                "remount size=1g,mode=755",
+                Command::Remount {
+                    options: "size=1g,mode=755".into(),
+                    check: false,
+                },
+            ),
+            (
+                "remount check nr_inodes=5",
+                Command::Remount {
+                    options: "nr_inodes=5".into(),
+                    check: true,
+                },
+            ),
         ];
         for (text, want) in ok {
-            assert_eq!(Command::parse(text), Ok(want), "{text}");
+            assert_eq!(Command::parse(text), Ok(want.clone()), "{text}");
             // What Display prints parses back to the same command.
             assert_eq!(Command::parse(&want.to_string()), Ok(want));
         }
@@ -170,6 +199,9 @@ mod tests {
             "reset everything",
             "rm -rf /",
             "writeback 99999999999t",
+            "remount",
+            "remount check",
+            "remount a b c",
         ] {
             let err = Command::parse(text).unwrap_err().to_string();
             assert!(err.contains("expected one of"), "{text}: {err}");

@@ -5,12 +5,14 @@
 //! - [`command`]: what a write may say; parsed whole before anything acts.
 //! - [`cli`]: `zsfs stats` and `zsfs ctl`, which only read and write that
 //!   file, so they work for any user the mount lets in.
+//! - [`remount`]: `mount -o remount,...` through the control file and mount(2).
 //!
 //! The filesystem core serves the file (src/fs/control.rs); this module has
 //! no knowledge of inodes or of the pool's internals.
 
 pub mod cli;
 pub mod command;
+pub mod remount;
 pub mod report;
 
 pub use command::{Command, WritebackAmount};

@@ -18,6 +18,7 @@
 use super::{Content, Errno, Fs, FsResult, Ino};
 use crate::config::physical_ram;
 use crate::control::cli::USAGE_XATTR;
+use crate::control::remount::LAST_ERROR_XATTR;
 use crate::control::{ClassRow, Command, Report, WritebackAmount};
 use crate::pool::{PoolError, WritebackRequest};
 use std::collections::HashSet;
@@ -91,15 +92,21 @@ impl Fs {
 
     /// Carry out what was written to the control file. The whole write is
     /// parsed first: anything not understood is EINVAL and nothing is done.
+    /// A refused write's reason is kept for the `zsfs.last_error` xattr.
     pub fn control_write(&self, data: &[u8]) -> FsResult<()> {
-        let cmds = Command::parse_all(data).map_err(|e| {
-            log::warn!("control file: {e}; nothing done");
-            Errno(libc::EINVAL)
-        })?;
+        let cmds = Command::parse_all(data)
+            .map_err(|e| self.refuse(&format!("{e}; nothing done"), libc::EINVAL))?;
         for cmd in cmds {
             self.control_run(cmd)?;
         }
         Ok(())
+    }
+
+    /// Log and remember why a command was refused; the errno to return.
+    fn refuse(&self, why: &str, errno: i32) -> Errno {
+        log::warn!("control file: {why}");
+        self.set_last_error(why);
+        Errno(errno)
     }
 
     fn control_run(&self, cmd: Command) -> FsResult<()> {
@@ -118,17 +125,15 @@ impl Fs {
                 match pool.writeback(req) {
                     Ok(rep) => log::info!("control file: {cmd}: {rep:?}"),
                     Err(PoolError::NoBacking) => {
-                        log::warn!(
-                            "control file: {cmd}: this mount has no backing file (backing=none)"
-                        );
-                        return Err(Errno(libc::ENODEV));
+                        let why = format!("{cmd}: this mount has no backing file (backing=none)");
+                        return Err(self.refuse(&why, libc::ENODEV));
                     }
                     Err(e) => {
-                        log::warn!("control file: {cmd}: {e}");
-                        return Err(Errno(match e {
+                        let errno = match e {
                             PoolError::Io(ref io) => io.raw_os_error().unwrap_or(libc::EIO),
                             _ => libc::EIO,
-                        }));
+                        };
+                        return Err(self.refuse(&format!("{cmd}: {e}"), errno));
                     }
                 }
             }
@@ -138,13 +143,24 @@ impl Fs {
                 log::info!("control file: pool limit now {bytes:?} bytes");
             }
             Command::ResetMemUsedMax => pool.reset_max_pages(),
+            Command::Remount { ref options, check } => {
+                self.remount(options, check)
+                    .map_err(|why| self.refuse(&format!("remount: {why}"), libc::EINVAL))?;
+                if !check {
+                    log::info!("control file: remounted with {options}");
+                }
+            }
         }
         Ok(())
     }
 
     /// The value of a virtual xattr, or `None` if `name` is not one.
     pub(super) fn virtual_xattr(&self, ino: Ino, name: &[u8]) -> Option<FsResult<Vec<u8>>> {
-        (name == USAGE_XATTR.as_bytes()).then(|| self.usage(ino).map(|u| u.into_bytes()))
+        if name == USAGE_XATTR.as_bytes() {
+            return Some(self.usage(ino).map(|u| u.into_bytes()));
+        }
+        (ino == super::CONTROL_INO && name == LAST_ERROR_XATTR.as_bytes())
+            .then(|| self.last_error())
     }
 
     /// Files, logical bytes and stored bytes of `ino` and everything below
@@ -173,7 +189,7 @@ impl Fs {
                     logical += f.size;
                     stored += f.stored_bytes(&self.store);
                 }
-                Content::Dir(d) => todo.extend(d.entries.values().map(|e| e.ino)),
+                Content::Dir(d) => todo.extend(d.values().map(|e| e.ino)),
                 _ => {}
             }
         }

@@ -59,8 +59,8 @@ pub(crate) const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 pub(crate) struct Space {
     /// Blocks present in all files' maps and write buffers. Never above `max`.
     pub(crate) used: AtomicU64,
-    /// The budget; `u64::MAX` for unlimited.
-    pub(crate) max: u64,
+    /// The budget; `u64::MAX` for unlimited. Changes only by remount.
+    pub(crate) max: AtomicU64,
     /// Write buffers alive in all files. Never above `max_buffers`.
     pub(crate) buffers: AtomicU64,
     /// Most write buffers at once, so that many files left open with a
@@ -74,10 +74,27 @@ impl Space {
     pub(crate) fn reserve(&self, n: u64) -> bool {
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                u.checked_add(n).filter(|&v| v <= self.max)
+                u.checked_add(n)
+                    .filter(|&v| v <= self.max.load(Ordering::Relaxed))
             })
             .is_ok()
     }
+    /// The budget in blocks.
+    pub(crate) fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// A new budget (remount `size=`), refused when the blocks in use
+    /// already exceed it, as tmpfs refuses to shrink below its use.
+    pub(crate) fn set_max(&self, max: u64) -> Result<(), u64> {
+        let used = self.used.load(Ordering::Relaxed);
+        if used > max {
+            return Err(used);
+        }
+        self.max.store(max, Ordering::Relaxed);
+        Ok(())
+    }
+
     pub(crate) fn release(&self, n: u64) {
         if n > 0 {
             self.used.fetch_sub(n, Ordering::Relaxed);
@@ -88,7 +105,7 @@ impl Space {
     pub(crate) fn new(max: u64, block_size: u32, buffer_bytes: u64) -> Space {
         Space {
             used: AtomicU64::new(0),
-            max,
+            max: AtomicU64::new(max),
             buffers: AtomicU64::new(0),
             max_buffers: (buffer_bytes / u64::from(block_size)).max(4),
         }

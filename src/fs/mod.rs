@@ -35,13 +35,16 @@
 //!   `ns` inodes may be locked in any order without deadlock.
 
 mod control;
+mod dir;
 pub(crate) mod file;
+mod remount;
 
-use crate::config::Config;
+use crate::config::{AtimeMode, Config};
 use crate::store::Store;
+use dir::{Dir, Listed};
 use file::{FileData, Space};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -176,6 +179,19 @@ pub struct DirEntry {
     pub next: u64,
 }
 
+impl DirEntry {
+    fn dir(ino: Ino, name: &[u8], next: u64) -> DirEntry {
+        let name = name.to_vec();
+        let kind = FileKind::Dir;
+        DirEntry {
+            ino,
+            kind,
+            name,
+            next,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatFs {
     pub blocks: u64,
@@ -221,66 +237,6 @@ impl Fallocate {
             }
             _ => err(libc::EOPNOTSUPP),
         }
-    }
-}
-
-/// Entries of one directory, in creation order for stable readdir offsets.
-struct Dir {
-    /// ".." (the root's parent is itself).
-    parent: Ino,
-    /// Cookie -> entry. Cookies grow monotonically and are never reused, so
-    /// an offset handed to readdir stays valid across inserts and removals.
-    entries: BTreeMap<u64, DEnt>,
-    /// Name -> cookie; same set of names as `entries`.
-    names: HashMap<Box<[u8]>, u64>,
-    /// Next cookie to hand out (>= 3; 1 and 2 are "." and "..").
-    next_cookie: u64,
-}
-
-struct DEnt {
-    name: Box<[u8]>,
-    ino: Ino,
-    kind: FileKind,
-}
-
-impl Dir {
-    fn new(parent: Ino) -> Dir {
-        Dir {
-            parent,
-            entries: BTreeMap::new(),
-            names: HashMap::new(),
-            next_cookie: 3,
-        }
-    }
-    fn get(&self, name: &[u8]) -> Option<&DEnt> {
-        self.names.get(name).map(|c| &self.entries[c])
-    }
-    fn insert(&mut self, name: &[u8], ino: Ino, kind: FileKind) {
-        let c = self.next_cookie;
-        self.next_cookie += 1;
-        self.names.insert(name.into(), c);
-        self.entries.insert(
-            c,
-            DEnt {
-                name: name.into(),
-                ino,
-                kind,
-            },
-        );
-    }
-    fn remove(&mut self, name: &[u8]) -> Option<DEnt> {
-        let c = self.names.remove(name)?;
-        self.entries.remove(&c)
-    }
-    /// Point an existing entry at another inode (rename exchange).
-    fn repoint(&mut self, name: &[u8], ino: Ino, kind: FileKind) {
-        let c = self.names[name];
-        let e = self.entries.get_mut(&c).expect("names and entries agree");
-        e.ino = ino;
-        e.kind = kind;
-    }
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -340,8 +296,18 @@ pub struct Fs {
     next_ino: AtomicU64,
     /// Inodes in the table, the control file excluded. <= `max_inodes`.
     inodes_used: AtomicU64,
-    /// `nr_inodes=`.
-    max_inodes: u64,
+    /// `nr_inodes=`; changes only by remount.
+    max_inodes: AtomicU64,
+    /// The mount's options as they are now: what it was mounted with,
+    /// changed by every accepted remount (see `remount.rs`).
+    live: Mutex<Config>,
+    /// `live` before the last applied remount (`remount undo`).
+    undo: Mutex<Option<Config>>,
+    /// When reads update atime: the mount's `AtimeMode` (`atime_mode`).
+    atime: std::sync::atomic::AtomicU8,
+    /// Why the last control-file write was refused, for the
+    /// `zsfs.last_error` virtual xattr (`zsfs ctl` and remount print it).
+    last_error: Mutex<String>,
     /// Live regular files (control file excluded).
     files: AtomicU64,
     /// Live directories (root included).
@@ -355,8 +321,20 @@ pub struct Fs {
     last_full_warning: AtomicU64,
 }
 
+/// The time every timestamp is stamped with. The kernel stamps the times
+/// it owns (mtime/ctime under the writeback cache, ctime at link and
+/// unlink) with `current_time()`, which reads the coarse clock: up to a
+/// tick (4 ms at HZ=250) behind the fine one. Stamping ours from the fine
+/// clock made a later `ln` show an earlier ctime than an earlier create, so
+/// both come from the coarse clock, at the kernel's granularity.
 fn now() -> SystemTime {
-    SystemTime::now()
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out-pointer; cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn check_name(name: &[u8]) -> FsResult<()> {
@@ -371,12 +349,15 @@ fn check_name(name: &[u8]) -> FsResult<()> {
 
 /// What the kernel's `should_remove_suid` takes away: setuid always,
 /// setgid only with group-exec (without it, setgid means mandatory locking).
-fn clear_suidgid(perm: &mut u16) {
+/// Returns whether anything was cleared.
+fn clear_suidgid(perm: &mut u16) -> bool {
+    let before = *perm;
     let sgid_exec = libc::S_ISGID as u16 | libc::S_IXGRP as u16;
     if *perm & sgid_exec == sgid_exec {
         *perm &= !(libc::S_ISGID as u16);
     }
     *perm &= !(libc::S_ISUID as u16);
+    *perm != before
 }
 
 impl Fs {
@@ -402,7 +383,11 @@ impl Fs {
             ns: Mutex::new(()),
             next_ino: AtomicU64::new(FIRST_FREE_INO),
             inodes_used: AtomicU64::new(1),
-            max_inodes: config.nr_inodes.max(1),
+            max_inodes: AtomicU64::new(config.nr_inodes.max(1)),
+            live: Mutex::new(config.clone()),
+            undo: Mutex::new(None),
+            atime: std::sync::atomic::AtomicU8::new(remount::atime_mode(config) as u8),
+            last_error: Mutex::new(String::new()),
             files: AtomicU64::new(0),
             directories: AtomicU64::new(1),
             block_size,
@@ -484,7 +469,7 @@ impl Fs {
         let bs = u64::from(self.block_size);
         let (size, blocks, rdev) = match &i.content {
             Content::File(f) => (f.size, f.allocated_blocks() * (bs / 512), 0),
-            Content::Dir(d) => (d.entries.len() as u64 * 20, 0, 0),
+            Content::Dir(d) => (d.len() as u64 * 20, 0, 0),
             Content::Symlink(t) => (t.len() as u64, 0, 0),
             Content::Special { rdev } => (0, 0, *rdev),
             Content::Control => (0, 0, 0),
@@ -517,13 +502,14 @@ impl Fs {
         let p = self.get(parent)?;
         let child = {
             let pi = p.inner.read();
-            let Content::Dir(d) = &pi.content else {
-                return err(libc::ENOTDIR);
-            };
-            let ino = match name {
-                b"." => parent,
-                b".." => d.parent,
-                _ => d.get(name).ok_or(Errno(libc::ENOENT))?.ino,
+            let ino = match (&pi.content, name) {
+                // The kernel looks up "." of any inode to decode a file
+                // handle (open_by_handle_at, NFS export) whose inode it no
+                // longer caches: answer with the inode itself.
+                (_, b".") => parent,
+                (Content::Dir(d), b"..") => d.parent,
+                (Content::Dir(d), _) => d.get(name).ok_or(Errno(libc::ENOENT))?.ino,
+                _ => return err(libc::ENOTDIR),
             };
             let c = self.get(ino)?;
             // Under the parent's lock: the entry cannot be unlinked (and the
@@ -623,8 +609,8 @@ impl Fs {
             i.gid = gid;
             changed = true;
         }
-        if s.kill_suidgid && s.mode.is_none() && n.kind == FileKind::File {
-            clear_suidgid(&mut i.perm);
+        if s.kill_suidgid && s.mode.is_none() && n.kind != FileKind::Dir {
+            changed |= clear_suidgid(&mut i.perm);
         }
         if let Some(a) = s.atime {
             i.atime = match a {
@@ -651,7 +637,7 @@ impl Fs {
     fn reserve_inode(&self) -> bool {
         self.inodes_used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                (u < self.max_inodes).then_some(u + 1)
+                (u < self.max_inodes()).then_some(u + 1)
             })
             .is_ok()
     }
@@ -676,13 +662,13 @@ impl Fs {
         let Content::Dir(d) = &mut pi.content else {
             return err(libc::ENOTDIR);
         };
-        if d.names.contains_key(name) {
+        if d.contains(name) {
             return err(libc::EEXIST);
         }
         if !self.reserve_inode() {
             log::warn!(
                 "nr_inodes={} reached: cannot create more files; raise nr_inodes= or delete files",
-                self.max_inodes
+                self.max_inodes()
             );
             return err(libc::ENOSPC);
         }
@@ -817,7 +803,7 @@ impl Fs {
         let Content::Dir(d) = &mut pi.content else {
             return err(libc::ENOTDIR);
         };
-        if d.names.contains_key(newname) {
+        if d.contains(newname) {
             return err(libc::EEXIST);
         }
         let mut ci = c.inner.write();
@@ -1116,33 +1102,21 @@ impl Fs {
         let Content::Dir(d) = &i.content else {
             return err(libc::ENOTDIR);
         };
-        if offset < 1
-            && f(DirEntry {
-                ino,
-                kind: FileKind::Dir,
-                name: b".".to_vec(),
-                next: 1,
-            })
-        {
-            return Ok(());
-        }
-        if offset < 2
-            && f(DirEntry {
-                ino: d.parent,
-                kind: FileKind::Dir,
-                name: b"..".to_vec(),
-                next: 2,
-            })
-        {
-            return Ok(());
-        }
-        for (&c, e) in d.entries.range(offset.max(2) + 1..) {
-            if f(DirEntry {
-                ino: e.ino,
-                kind: e.kind,
-                name: e.name.to_vec(),
-                next: c,
-            }) {
+        for (next, listed) in d.list_from(offset) {
+            let entry = match listed {
+                // The control file is reached by name only, as ZFS's .zfs:
+                // emptiness checks, rsync, tar and find never see it.
+                Listed::Entry(e) if e.ino == CONTROL_INO => continue,
+                Listed::Entry(e) => DirEntry {
+                    ino: e.ino,
+                    kind: e.kind,
+                    name: e.name.to_vec(),
+                    next,
+                },
+                Listed::Dot => DirEntry::dir(ino, b".", next),
+                Listed::DotDot => DirEntry::dir(d.parent, b"..", next),
+            };
+            if f(entry) {
                 break;
             }
         }
@@ -1214,7 +1188,7 @@ impl Fs {
             return Ok(());
         }
         let n = self.get(ino)?;
-        let touch = {
+        {
             let i = n.inner.read();
             let Content::File(f) = &i.content else {
                 return match i.content {
@@ -1223,20 +1197,68 @@ impl Fs {
                 };
             };
             f.read_into(&self.fcx(), off, len, out)?;
-            relatime_due(&i)
-        };
-        if touch {
-            let mut i = n.inner.write();
-            if relatime_due(&i) {
-                i.atime = now();
-            }
         }
+        self.touch_atime(&n);
         Ok(())
+    }
+
+    /// An open of `ino` for reading. Reads the page cache serves never
+    /// reach us, and the kernel never updates a FUSE inode's atime itself
+    /// (S_NOATIME), so the mount's atime rule is applied here as well as at
+    /// READ. Returns whether atime changed: the kernel's cached attributes
+    /// must then be dropped.
+    pub fn open_for_read(&self, ino: Ino) -> FsResult<bool> {
+        let n = self.get(ino)?;
+        if n.kind != FileKind::File || ino == CONTROL_INO {
+            return Ok(false);
+        }
+        Ok(self.touch_atime(&n))
+    }
+
+    /// Apply the mount's atime rule to a read of `n`; true if atime moved.
+    fn touch_atime(&self, n: &Inode) -> bool {
+        let mode = self.atime_mode();
+        if !atime_due(mode, &n.inner.read()) {
+            return false;
+        }
+        let mut i = n.inner.write();
+        // Checked again: another reader may have moved it meanwhile.
+        let due = atime_due(mode, &i);
+        if due {
+            i.atime = now();
+        }
+        due
+    }
+
+    fn set_atime_mode(&self, m: AtimeMode) {
+        self.atime.store(m as u8, Ordering::Relaxed);
+    }
+
+    fn max_inodes(&self) -> u64 {
+        self.max_inodes.load(Ordering::Relaxed)
+    }
+
+    fn set_max_inodes(&self, n: u64) {
+        self.max_inodes.store(n, Ordering::Relaxed);
+    }
+
+    /// Inodes in use, the control file excluded.
+    fn inodes_used(&self) -> u64 {
+        self.inodes_used.load(Ordering::Relaxed)
+    }
+
+    fn atime_mode(&self) -> AtimeMode {
+        match self.atime.load(Ordering::Relaxed) {
+            x if x == AtimeMode::Strict as u8 => AtimeMode::Strict,
+            x if x == AtimeMode::NoAtime as u8 => AtimeMode::NoAtime,
+            _ => AtimeMode::Relatime,
+        }
     }
 
     /// Write file data; short only when the space ran out part-way.
     pub fn write(&self, ino: Ino, off: u64, data: &[u8]) -> FsResult<usize> {
         self.write_killing_privs(ino, off, data, false)
+            .map(|(n, _)| n)
     }
 
     /// `write`, and with `kill_privs` also drop setuid (and setgid when
@@ -1249,10 +1271,10 @@ impl Fs {
         off: u64,
         data: &[u8],
         kill_privs: bool,
-    ) -> FsResult<usize> {
+    ) -> FsResult<(usize, bool)> {
         if ino == CONTROL_INO {
             self.control_write(data)?;
-            return Ok(data.len());
+            return Ok((data.len(), false));
         }
         let n = self.get(ino)?;
         if n.kind != FileKind::File {
@@ -1272,12 +1294,13 @@ impl Fs {
                 Err(Errno(libc::EINVAL))
             }
         };
+        let mut killed = false;
         if r.is_ok() {
             let t = now();
             i.mtime = t;
             i.ctime = t;
             if kill_privs {
-                clear_suidgid(&mut i.perm);
+                killed = clear_suidgid(&mut i.perm);
             }
         }
         drop(i);
@@ -1288,7 +1311,23 @@ impl Fs {
         if r == Err(Errno(libc::ENOSPC)) {
             self.warn_full();
         }
-        r
+        r.map(|n| (n, killed))
+    }
+
+    /// Drop setuid (and setgid with group-exec) as a change by a caller
+    /// without CAP_FSETID does (fallocate, under KILLPRIV_V2). Returns
+    /// whether the mode changed, so the caller can drop the kernel's copy.
+    pub fn kill_suidgid(&self, ino: Ino) -> FsResult<bool> {
+        let n = self.get(ino)?;
+        if n.kind == FileKind::Dir || ino == CONTROL_INO {
+            return Ok(false);
+        }
+        let mut i = n.inner.write();
+        let killed = clear_suidgid(&mut i.perm);
+        if killed {
+            i.ctime = now();
+        }
+        Ok(killed)
     }
 
     /// Make a regular file at least `size` bytes long, the growth a hole.
@@ -1367,13 +1406,13 @@ impl Fs {
     pub fn statfs(&self) -> StatFs {
         let used = self.space.used.load(Ordering::Relaxed);
         let inodes = self.inodes_used.load(Ordering::Relaxed);
-        let bfree = self.space.max.saturating_sub(used);
+        let bfree = self.space.max().saturating_sub(used);
         StatFs {
-            blocks: self.space.max,
+            blocks: self.space.max(),
             bfree,
             bavail: bfree,
-            files: self.max_inodes,
-            ffree: self.max_inodes.saturating_sub(inodes),
+            files: self.max_inodes(),
+            ffree: self.max_inodes().saturating_sub(inodes),
             bsize: self.block_size,
             namelen: NAME_MAX as u32,
         }
@@ -1389,7 +1428,7 @@ impl Fs {
         if now_s >= last + 60 {
             log::warn!(
                 "size={} bytes reached: writes fail with ENOSPC; raise size= or delete files",
-                self.space.max * u64::from(self.block_size)
+                self.space.max() * u64::from(self.block_size)
             );
         } else {
             self.last_full_warning.store(last, Ordering::Relaxed);
@@ -1411,6 +1450,15 @@ fn dir_mut(i: &mut Inner) -> &mut Dir {
     match &mut i.content {
         Content::Dir(d) => d,
         _ => unreachable!("caller checked the kind"),
+    }
+}
+
+/// Whether a read now moves atime under `mode`.
+fn atime_due(mode: AtimeMode, i: &Inner) -> bool {
+    match mode {
+        AtimeMode::NoAtime => false,
+        AtimeMode::Strict => true,
+        AtimeMode::Relatime => relatime_due(i),
     }
 }
 

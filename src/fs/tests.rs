@@ -40,7 +40,9 @@ fn create_lookup_readdir_unlink() {
     let d = fs.mkdir(ROOT_INO, b"d", 0o777, 0o022, ME).unwrap();
     assert_eq!(d.perm, 0o755);
     assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, 3);
-    assert_eq!(names(&fs, ROOT_INO), [".", "..", ".zsfs", "a", "d"]);
+    // The control file is hidden from listings, reachable by name.
+    assert_eq!(names(&fs, ROOT_INO), [".", "..", "a", "d"]);
+    assert_eq!(fs.lookup(ROOT_INO, b".zsfs").unwrap().ino, CONTROL_INO);
     assert_eq!(fs.lookup(ROOT_INO, b"a").unwrap().ino, a.ino);
     assert_eq!(
         fs.mknod(ROOT_INO, b"a", libc::S_IFREG, 0, 0, ME)
@@ -56,7 +58,7 @@ fn create_lookup_readdir_unlink() {
     fs.rmdir(ROOT_INO, b"d").unwrap();
     assert_eq!(fs.getattr(ROOT_INO).unwrap().nlink, 2);
     fs.unlink(ROOT_INO, b"a").unwrap();
-    assert_eq!(names(&fs, ROOT_INO), [".", "..", ".zsfs"]);
+    assert_eq!(names(&fs, ROOT_INO), [".", ".."]);
     assert_eq!(fs.lookup(ROOT_INO, b"a").unwrap_err().0, libc::ENOENT);
     assert_eq!(
         fs.mknod(ROOT_INO, &[b'x'; 256], libc::S_IFREG, 0, 0, ME)

@@ -284,9 +284,17 @@ impl ZsfsFuse {
             log::warn!("inode {ino}: cannot match the kernel's file size after ENOSPC: {e}");
         }
         self.enospc.lock().insert(ino);
+        self.invalidate_attrs(ino);
+    }
+
+    /// Drop the kernel's cached attributes of `ino` (mode, atime) after we
+    /// changed them in a reply that carries none. Attributes only (offset
+    /// -1): the kernel takes no inode lock for that, so it is safe from
+    /// inside any request.
+    fn invalidate_attrs(&self, ino: u64) {
         if let Some(n) = self.notifier.get() {
             if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
-                log::debug!("inval_inode({ino}) after ENOSPC: {e}");
+                log::debug!("inval_inode({ino}): {e}");
             }
         }
     }
@@ -353,7 +361,10 @@ impl Filesystem for ZsfsFuse {
             | InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_ASYNC_DIO
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2
+            // File handles (open_by_handle_at, NFS export): the kernel
+            // looks up "." of a node id it no longer caches.
+            | InitFlags::FUSE_EXPORT_SUPPORT;
         match self.cache {
             CacheMode::Auto => want |= InitFlags::FUSE_WRITEBACK_CACHE,
             CacheMode::None => want |= InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
@@ -427,9 +438,19 @@ impl Filesystem for ZsfsFuse {
         // Under KILLPRIV_V2 the kernel no longer turns a chown, or a
         // truncate by a caller without CAP_FSETID (approximated as "not
         // root"), into a mode change that drops setuid/setgid: we do it.
+        // A SETATTR naming nothing but (at most) ctime is a chown(f, -1,
+        // -1): the kernel dropped the ATTR_KILL_SUID/SGID it carried and
+        // the mode change they meant (fuse_setattr), so Linux's rule that
+        // any chown of a non-directory clears them is ours too.
+        let bare_chown = mode.is_none()
+            && uid.is_none()
+            && gid.is_none()
+            && size.is_none()
+            && atime.is_none()
+            && mtime.is_none();
         let kill_suidgid = self.killpriv
             && mode.is_none()
-            && (uid.is_some() || gid.is_some() || (size.is_some() && req.uid() != 0));
+            && (uid.is_some() || gid.is_some() || bare_chown || (size.is_some() && req.uid() != 0));
         let s = SetAttr {
             kill_suidgid,
             mode,
@@ -554,12 +575,20 @@ impl Filesystem for ZsfsFuse {
         );
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.raise_readahead();
         self.update_dirty_window();
+        let for_read = flags.0 & libc::O_ACCMODE != libc::O_WRONLY;
         match self.fs().getattr(ino.0) {
             Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
-            Ok(_) => reply.opened(self.open_handle(ino), self.open_flags(ino)),
+            Ok(_) => {
+                // The page cache may serve every read of this open: apply
+                // the atime rule now (see `Fs::open_for_read`).
+                if for_read && self.fs().open_for_read(ino.0) == Ok(true) {
+                    self.invalidate_attrs(ino.0);
+                }
+                reply.opened(self.open_handle(ino), self.open_flags(ino))
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -611,8 +640,19 @@ impl Filesystem for ZsfsFuse {
     ) {
         // The kernel already refused opens for writing by others (mode
         // 0644, default_permissions); this keeps it so if that changes.
-        if ino.0 == CONTROL_INO && !self.fs().control_writable_by(req.uid()) {
-            reply.error(Errno::EACCES);
+        if ino.0 == CONTROL_INO {
+            if !self.fs().control_writable_by(req.uid()) {
+                reply.error(Errno::EACCES);
+                return;
+            }
+            // A remount may give the root another mode or owner.
+            match self.fs().control_write(data) {
+                Ok(()) => {
+                    self.invalidate_attrs(fs::ROOT_INO);
+                    reply.written(data.len() as u32);
+                }
+                Err(e) => reply.error(errno(e)),
+            }
             return;
         }
         let from_cache = write_flags.contains(WriteFlags::FUSE_WRITE_CACHE);
@@ -628,7 +668,15 @@ impl Filesystem for ZsfsFuse {
             || (!from_cache && req.uid() != 0);
         let r = self
             .fs()
-            .write_killing_privs(ino.0, offset, data, kill_privs);
+            .write_killing_privs(ino.0, offset, data, kill_privs)
+            .map(|(n, killed)| {
+                if killed {
+                    // A write reply carries no attributes: without this the
+                    // kernel keeps showing (and executing with) the old mode.
+                    self.invalidate_attrs(ino.0);
+                }
+                n
+            });
         match r {
             Ok(n) if n == data.len() || !from_cache => reply.written(n as u32),
             Ok(_) | Err(fs::Errno(libc::ENOSPC)) if from_cache => {
@@ -870,7 +918,7 @@ impl Filesystem for ZsfsFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -880,7 +928,29 @@ impl Filesystem for ZsfsFuse {
     ) {
         let r = fs::Fallocate::from_mode(mode)
             .and_then(|m| self.fs().fallocate(ino.0, offset, length, m));
+        // fallocate by a caller without CAP_FSETID ("not root") drops
+        // setuid/setgid; under KILLPRIV_V2 that is ours (see `killpriv`).
+        if r.is_ok() && self.killpriv && req.uid() != 0 && self.fs().kill_suidgid(ino.0) == Ok(true)
+        {
+            self.invalidate_attrs(ino.0);
+        }
         Self::empty(r, reply);
+    }
+
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        _flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        // A regular file is always ready, as on tmpfs. ENOSYS once and the
+        // kernel answers every later poll with that itself (fc->no_poll,
+        // DEFAULT_POLLMASK), with no round trip.
+        reply.error(Errno::ENOSYS);
     }
 
     fn lseek(
@@ -892,6 +962,16 @@ impl Filesystem for ZsfsFuse {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        if self.cache == CacheMode::Auto {
+            // Under the writeback cache the kernel holds data we have not
+            // seen (dirty pages, which LSEEK does not flush first), so any
+            // hole we report could hide data. ENOSYS once, and the kernel
+            // answers SEEK_DATA/SEEK_HOLE itself from then on (fc->no_lseek:
+            // the whole file is data), which never hides any. cache=none
+            // has no such pages and gets exact answers.
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let data = match whence {
             libc::SEEK_DATA => true,
             libc::SEEK_HOLE => false,

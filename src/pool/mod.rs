@@ -643,6 +643,9 @@ pub(crate) struct Core {
     max_pages: AtomicU64,
     /// Limit in pages; u64::MAX when none.
     limit_pages: AtomicU64,
+    /// `accept_threshold=` now (starts as `config.accept_threshold`; a
+    /// remount changes it).
+    accept_pct: std::sync::atomic::AtomicU8,
     /// LRU clock: ticks on every allocation.
     clock: AtomicU64,
     objects: AtomicU64,
@@ -697,6 +700,7 @@ impl Core {
             pages_used: AtomicU64::new(0),
             max_pages: AtomicU64::new(0),
             limit_pages: AtomicU64::new(u64::MAX),
+            accept_pct: std::sync::atomic::AtomicU8::new(config.accept_threshold),
             clock: AtomicU64::new(0),
             objects: AtomicU64::new(0),
             bytes_stored: AtomicU64::new(0),
@@ -1333,7 +1337,7 @@ impl Core {
         )
     }
     pub(crate) fn accept_threshold(&self) -> u8 {
-        self.config.accept_threshold
+        self.accept_pct.load(Ordering::Relaxed)
     }
     pub(crate) fn second_chance(&self) -> bool {
         self.config.second_chance
@@ -1440,6 +1444,12 @@ impl Pool {
         if limit.is_some() && self.shrinker.is_some() {
             self.core.signal.over_limit();
         }
+    }
+    /// Change `accept_threshold=` (percent of the limit writeback aims
+    /// under, 1..=100); the shrinker reads it at its next wake-up.
+    pub fn set_accept_threshold(&self, pct: u8) {
+        debug_assert!((1..=100).contains(&pct));
+        self.core.accept_pct.store(pct, Ordering::Relaxed);
     }
     /// Write back now, in this thread (`writeback all|idle|N`).
     pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {

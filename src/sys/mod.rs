@@ -3,5 +3,7 @@
 //! - [`mountinfo`]: the one parser of `/proc/self/mountinfo`, used by the
 //!   daemon (mountpoint checks, the watcher), the adapter (the mount's bdi),
 //!   `zsfs list` and the tests.
+//! - [`log`]: where a daemon's log goes (syslog, a file, or stderr with -f).
 
+pub mod log;
 pub mod mountinfo;

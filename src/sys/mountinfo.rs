@@ -32,10 +32,13 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    /// Whether this is a zsfs mount: `fuse.zsfs`, or plain `fuse` with the
-    /// subtype the kernel shows when the daemon mounted it itself.
-    pub fn is_zsfs(&self) -> bool {
-        self.fstype == "fuse.zsfs"
+    /// Whether this may be a zsfs mount: `fuse.zsfs` (mounted through
+    /// fusermount3, which passes the subtype) or plain `fuse` (root mounts
+    /// with mount(2), where the type stays `fuse` because that is what df
+    /// and xfstests' FSTYP=fuse expect). Only the control file at its root
+    /// tells a zsfs `fuse` mount from another FUSE filesystem's.
+    pub fn may_be_zsfs(&self) -> bool {
+        self.fstype == "fuse.zsfs" || self.fstype == "fuse"
     }
 }
 
@@ -118,10 +121,11 @@ garbage line
         assert_eq!(m[1].source, "zsfs");
         assert_eq!(m[1].mount_options, "rw,nosuid,nodev,relatime");
         assert_eq!(m[1].super_options, "rw,user_id=0,group_id=0");
-        assert!(!m[1].is_zsfs());
+        assert!(m[1].may_be_zsfs());
+        assert!(!m[0].may_be_zsfs());
         assert_eq!(m[2].fstype, "fuse.zsfs");
         assert_eq!(m[2].source, "my cache");
-        assert!(m[2].is_zsfs());
+        assert!(m[2].may_be_zsfs());
     }
 
     #[test]
