@@ -5,13 +5,17 @@
 //! - [`command`]: what a write may say; parsed whole before anything acts.
 //! - [`cli`]: `zsfs stats` and `zsfs ctl`, which only read and write that
 //!   file, so they work for any user the mount lets in.
+//! - [`list`]: `zsfs list`, every zsfs mount on the machine in one table.
+//! - [`prometheus`]: `zsfs stats --prometheus`, the fields for monitoring.
 //!
 //! The filesystem core serves the file (src/fs/control.rs); this module has
 //! no knowledge of inodes or of the pool's internals.
 
 pub mod cli;
 pub mod command;
+pub mod list;
+pub mod prometheus;
 pub mod report;
 
 pub use command::{Command, WritebackAmount};
-pub use report::{ClassRow, Report};
+pub use report::{ClassRow, Kind, Report};
