@@ -104,13 +104,9 @@ fn stats_once(
 /// `zsfs stats --prometheus [MOUNT...]`: every named mount (none: every
 /// zsfs mount), a dead one as `zsfs_up 0`.
 pub fn prometheus(paths: &[PathBuf], control_name: &str) -> Result<String, String> {
-    let mounts = super::list::mounts_named(paths)?;
-    let scraped: Vec<super::prometheus::Scraped> = mounts
+    let scraped: Vec<super::prometheus::Scraped> = super::list::mounts_named(paths, control_name)?
         .into_iter()
-        .map(|entry| {
-            let report = read_report(&entry.mount_point.join(control_name)).ok();
-            super::prometheus::Scraped { entry, report }
-        })
+        .map(|(entry, report)| super::prometheus::Scraped { entry, report })
         .collect();
     Ok(super::prometheus::render(&scraped))
 }

@@ -292,12 +292,34 @@ fn state_of_error(e: &std::io::Error) -> State {
     }
 }
 
+/// How sure mountinfo alone makes us that a mount is zsfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Likely {
+    /// Type `fuse.zsfs` (fusermount3 mounts), or plain `fuse` with the
+    /// default source `zsfs`.
+    Sure,
+    /// Some other plain `fuse` mount: a root mount(2) by the daemon shows
+    /// no subtype, and its source may be anything, so it is zsfs only if
+    /// its control file answers.
+    IfItAnswers,
+}
+
+fn likely_zsfs(e: &MountEntry) -> Option<Likely> {
+    if e.is_zsfs() || (e.fstype == "fuse" && e.source == "zsfs") {
+        Some(Likely::Sure)
+    } else if e.fstype == "fuse" {
+        Some(Likely::IfItAnswers)
+    } else {
+        None
+    }
+}
+
 /// Every zsfs mount, in mount order, with what each said.
 pub(crate) fn probe_all(control_name: &str) -> Vec<Probe> {
-    let entries: Vec<MountEntry> = mountinfo::mounts()
+    let (entries, likely): (Vec<MountEntry>, Vec<Likely>) = mountinfo::mounts()
         .into_iter()
-        .filter(MountEntry::is_zsfs)
-        .collect();
+        .filter_map(|e| likely_zsfs(&e).map(|l| (e, l)))
+        .unzip();
     let (tx, rx) = mpsc::channel();
     let mut states: Vec<Option<State>> = vec![None; entries.len()];
     for (i, e) in entries.iter().enumerate() {
@@ -327,11 +349,25 @@ pub(crate) fn probe_all(control_name: &str) -> Vec<Probe> {
     entries
         .into_iter()
         .zip(states)
-        .map(|(entry, state)| Probe {
-            entry,
-            state: state.unwrap_or(State::Hung),
+        .zip(likely)
+        .filter_map(|((entry, state), likely)| {
+            Probe {
+                entry,
+                state: state.unwrap_or(State::Hung),
+            }
+            .keep_if(likely)
         })
         .collect()
+}
+
+impl Probe {
+    /// `None` for a plain FUSE mount that is not shown to be zsfs.
+    fn keep_if(self, likely: Likely) -> Option<Probe> {
+        match (&self.state, likely) {
+            (_, Likely::Sure) | (State::Live { .. }, Likely::IfItAnswers) => Some(self),
+            _ => None,
+        }
+    }
 }
 
 /// The columns `-o` names, or the defaults.
@@ -474,23 +510,23 @@ pub fn list(args: &ListArgs) -> Result<(String, Vec<String>), String> {
     Ok((render(&probes, args)?, notes))
 }
 
-/// The zsfs mounts (with their source) that `paths` name, or every live or
-/// dead one when `paths` is empty; for `zsfs stats --prometheus`.
-pub(crate) fn mounts_named(paths: &[PathBuf]) -> Result<Vec<MountEntry>, String> {
-    let zsfs: Vec<MountEntry> = mountinfo::mounts()
+/// The zsfs mounts that `paths` name (none: every one), each with its
+/// report if it answered; for `zsfs stats --prometheus`. A path that is not
+/// a zsfs mountpoint is an error.
+pub(crate) fn mounts_named(
+    paths: &[PathBuf],
+    control_name: &str,
+) -> Result<Vec<(MountEntry, Option<Report>)>, String> {
+    let probes: Vec<(MountEntry, Option<Report>)> = probe_all(control_name)
         .into_iter()
-        .filter(MountEntry::is_zsfs)
+        .filter(|p| !matches!(p.state, State::Hidden))
+        .map(|p| match p.state {
+            State::Live { report, .. } => (p.entry, Some(*report)),
+            _ => (p.entry, None),
+        })
         .collect();
     if paths.is_empty() {
-        // Only the topmost mount at each place can be read.
-        let mut out: Vec<MountEntry> = Vec::new();
-        for e in zsfs.into_iter().rev() {
-            if !out.iter().any(|o| o.mount_point == e.mount_point) {
-                out.push(e);
-            }
-        }
-        out.reverse();
-        return Ok(out);
+        return Ok(probes);
     }
     paths
         .iter()
@@ -502,9 +538,9 @@ pub(crate) fn mounts_named(paths: &[PathBuf]) -> Result<Vec<MountEntry>, String>
                     .map(|d| d.join(p))
                     .unwrap_or_else(|_| p.clone())
             });
-            zsfs.iter()
-                .rev()
-                .find(|e| e.mount_point == abs)
+            probes
+                .iter()
+                .find(|(e, _)| e.mount_point == abs)
                 .cloned()
                 .ok_or_else(|| {
                     format!("{} is not a zsfs mountpoint (see `zsfs list`)", p.display())
@@ -592,9 +628,8 @@ mod tests {
 
     #[test]
     fn columns_are_checked() {
-        assert!(select_columns(Some("NAME"))
-            .unwrap_err()
-            .contains("MOUNTPOINT"));
+        let err = select_columns(Some("NAME")).err().unwrap();
+        assert!(err.contains("MOUNTPOINT"), "{err}");
         let plus = select_columns(Some("+peak")).unwrap();
         assert_eq!(plus.last().unwrap().name, "PEAK");
         assert_eq!(plus.len(), COLUMNS.iter().filter(|c| c.default).count() + 1);
