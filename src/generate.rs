@@ -171,13 +171,17 @@ fn commands(r: &mut Roff, root: &Command) {
         r,
         "Without a command, zsfs mounts; with no arguments at all it runs zsfs list.",
     );
-    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in root
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         r.control("SS", [usage_line(sub).as_str()]);
         let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
-        r.text([roman(about)]);
+        let mut text = vec![roman(format!("{about}."))];
         if sub.get_name() == "stats" {
-            r.text([roman(" See "), bold("zsfs-stats"), roman("(1).")]);
+            text.extend([roman(" See "), bold("zsfs-stats"), roman("(1).")]);
         }
+        r.text(text);
         r.control("RS", []);
         arg_entries(r, sub);
         r.control("RE", []);
@@ -220,8 +224,24 @@ fn zsfs_8(root: &Command, w: &mut dyn Write) -> io::Result<()> {
     let m = man(top, "8");
     m.render_title(w)?;
     m.render_name_section(w)?;
-    m.render_synopsis_section(w)?;
     let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    r.text([
+        bold("zsfs"),
+        roman(" [-f] [-o "),
+        italic("OPTIONS"),
+        roman("] ["),
+        italic("SOURCE"),
+        roman("] "),
+        italic("MOUNTPOINT"),
+    ]);
+    for sub in root
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        r.control("br", []);
+        r.text([roman(usage_line(sub))]);
+    }
     section(&mut r, "DESCRIPTION");
     para(
         &mut r,
@@ -429,8 +449,18 @@ fn mount_helper_8(w: &mut dyn Write) -> io::Result<()> {
     let m = man(mount_helper_command(), "8");
     m.render_title(w)?;
     m.render_name_section(w)?;
-    m.render_synopsis_section(w)?;
     let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    r.text([
+        bold("mount.fuse.zsfs"),
+        roman(" "),
+        italic("SOURCE"),
+        roman(" "),
+        italic("MOUNTPOINT"),
+        roman(" [-fnsvrw] [-o "),
+        italic("OPTIONS"),
+        roman("]"),
+    ]);
     section(&mut r, "DESCRIPTION");
     para(
         &mut r,
