@@ -84,7 +84,7 @@ fn require(prog: &str, package: &str) {
 #[test]
 fn man_pages_render_without_warnings_and_document_every_option_and_field() {
     require("man", "man-db");
-    require("groff", "groff");
+    require("groff", "groff-base");
     let dir = generate("man");
     for page in ["zsfs.8", "zsfs-stats.1", "mount.fuse.zsfs.8"] {
         let path = dir.path().join(page);

@@ -243,7 +243,7 @@ fn stats_fits_a_screen_by_default_and_classes_shows_the_table() {
         .find(|l| l.contains("fullest"))
         .unwrap_or_else(|| panic!("no fullest-classes line:\n{out}"));
     assert_eq!(
-        fullest.matches("B objects").count(),
+        fullest.matches("% used)").count(),
         3,
         "three classes named: {fullest}"
     );

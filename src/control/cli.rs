@@ -410,14 +410,14 @@ fn fullest_classes(used: &[&ClassRow]) -> String {
         .map(|c| {
             let pct = (100 * c.obj_used).checked_div(c.obj_allocated).unwrap_or(0);
             format!(
-                "{} B objects ({}, {pct}% used)",
+                "{} B ({}, {pct}% used)",
                 c.size,
                 human_bytes((c.pages_used * 4096) as f64)
             )
         })
         .collect();
     format!(
-        "  classes      fullest: {}; --classes for all {}\n",
+        "  classes      fullest {}; {} in use (--classes)\n",
         names.join(", "),
         used.len()
     )
