@@ -490,6 +490,23 @@ mod tests {
     }
 
     #[test]
+    fn watch_rates_only_for_counters_present() {
+        let mut a = Report::default();
+        a.push("bd_writes", 0);
+        a.push("bd_reads", 10);
+        let mut b = Report::default();
+        b.push("bd_writes", 512); // 2 MiB in 4 KiB pages
+        b.push("bd_reads", 10);
+        let line = rates(&a, &b, Duration::from_secs(2));
+        assert!(line.contains("1.0 MiB/s written back"), "{line}");
+        assert!(line.contains("0 B/s read back"), "{line}");
+        assert!(!line.contains("recompressed"), "no such counter: {line}");
+        b.push("recompressed_pages", 256);
+        a.push("recompressed_pages", 0);
+        assert!(rates(&a, &b, Duration::from_secs(1)).contains("1.0 MiB/s recompressed"));
+    }
+
+    #[test]
     fn json_keeps_every_number() {
         let mut r = Report::default();
         r.push("orig_data_size", 8192);
