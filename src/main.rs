@@ -5,14 +5,20 @@
 //!   the daemon serves in the background (see `daemon.rs`).
 //! - `zsfs stats ...` and `zsfs ctl ...` talk to a mount through its control
 //!   file (issue 5; the work is in `zsfs::control::cli`).
+//! - `zsfs list`, and `zsfs` with no arguments, list every zsfs mount
+//!   (`zsfs::control::list`).
+//! - `zsfs __generate man|completions DIR` (hidden) writes the man pages and
+//!   shell completions from this very parser (`generate.rs`), so they cannot
+//!   drift from `--help`; `mount-helpers/install.sh` runs it.
 //!
 //! Everything that can be checked is checked here, before the fork, so a
 //! mistake is reported by the command the user typed, with a non-zero exit
 //! and nothing mounted.
 
 mod daemon;
+mod generate;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,7 +29,7 @@ use std::process::ExitCode;
     about = "A compressed in-memory filesystem (FUSE), used where tmpfs would be",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = zsfs::options::OPTIONS_HELP
+    after_help = zsfs::options::OPTIONS_HELP.as_str()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,14 +54,41 @@ struct MountArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// List every zsfs mount, one line each, like zramctl (also: `zsfs` alone).
+    #[command(after_help = zsfs::control::list::columns_help())]
+    List {
+        /// JSON output: {"zsfs": [{"source": ..., "mountpoint": ..., ...}]}.
+        #[arg(short = 'J', long)]
+        json: bool,
+        /// Sizes in bytes rather than in a human-readable form.
+        #[arg(short = 'b', long)]
+        bytes: bool,
+        /// Columns to show, comma-separated (+COLS adds to the default ones).
+        #[arg(short = 'o', long, value_name = "COLS")]
+        output: Option<String>,
+        /// Do not print the header line.
+        #[arg(short = 'n', long)]
+        noheadings: bool,
+        /// Name of the control file, if mounted with control=NAME.
+        #[arg(long, default_value = ".zsfs")]
+        control: String,
+    },
     /// Show what a mount's pool holds (reads its control file).
     Stats {
-        /// A zsfs mountpoint, or a file or directory in one (its own figures).
-        path: PathBuf,
+        /// A zsfs mountpoint, or a file or directory in one (its own figures);
+        /// with --prometheus any number of mountpoints (none: every mount).
+        #[arg(value_name = "PATH", required_unless_present = "prometheus")]
+        paths: Vec<PathBuf>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Refresh every SECONDS, like watch(1).
+        /// Print the whole size-class table (zsmalloc's `classes`).
+        #[arg(long)]
+        classes: bool,
+        /// Prometheus text format, e.g. for node_exporter's textfile collector.
+        #[arg(long, conflicts_with_all = ["json", "classes", "watch"])]
+        prometheus: bool,
+        /// Refresh every SECONDS, like watch(1), with rates since the last refresh.
         #[arg(long, value_name = "SECONDS")]
         watch: Option<f64>,
         /// Name of the control file, if mounted with control=NAME.
@@ -73,26 +106,66 @@ enum Command {
         #[arg(long, default_value = ".zsfs")]
         control: String,
     },
+    /// Write the man pages or shell completions into DIR (for install.sh).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: generate::What,
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
+    // `zsfs` alone lists the mounts, as `zramctl` alone lists the devices.
+    if std::env::args_os().len() == 1 {
+        return list(zsfs::control::list::ListArgs {
+            control_name: ".zsfs".into(),
+            ..Default::default()
+        });
+    }
     let cli = Cli::parse();
     if cli.command.is_some() {
         // Only log files can fail to open; stderr cannot.
         let _ = zsfs::sys::log::init(&zsfs::sys::log::LogTarget::Stderr, true);
     }
     match cli.command {
-        Some(Command::Stats {
-            path,
+        Some(Command::List {
             json,
+            bytes,
+            output,
+            noheadings,
+            control,
+        }) => list(zsfs::control::list::ListArgs {
+            json,
+            bytes,
+            output,
+            noheadings,
+            control_name: control,
+        }),
+        Some(Command::Stats {
+            paths,
+            json,
+            classes,
+            prometheus,
             watch,
             control,
         }) => stats(zsfs::control::cli::StatsArgs {
-            path,
+            paths,
             json,
+            classes,
+            prometheus,
             watch,
             control_name: control,
         }),
+        Some(Command::Generate { what, dir }) => {
+            match generate::write(what, Cli::command(), &dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("zsfs __generate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Ctl {
             mountpoint,
             command,
@@ -160,6 +233,22 @@ fn mount(args: MountArgs) -> ExitCode {
     }
     let code = daemon::mount_and_serve(&config, &mountpoint, args.foreground);
     ExitCode::from(code as u8)
+}
+
+fn list(args: zsfs::control::list::ListArgs) -> ExitCode {
+    match zsfs::control::list::list(&args) {
+        Ok((out, notes)) => {
+            print!("{out}");
+            for n in notes {
+                eprintln!("zsfs list: {n}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zsfs list: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn stats(args: zsfs::control::cli::StatsArgs) -> ExitCode {

@@ -42,36 +42,150 @@ pub struct OptionError {
 /// more than this is a mistake rather than a tuning choice.
 pub const MAX_THREADS: usize = 256;
 
-/// The accepted forms, for error messages and `--help`.
-pub const OPTIONS_HELP: &str = "\
-zsfs options (-o, comma-separated, as for mount -t tmpfs):
-  size=SIZE|N%          logical size limit (default 50% of RAM; 0 = no limit)
-  nr_inodes=N           inode limit, k/m/g suffixes allowed (0 = no limit)
-  mode=OCTAL            permissions of the root directory (default 1777)
-  uid=USER|N            owner of the root directory (default: the mounter)
-  gid=GROUP|N           group of the root directory (default: the mounter's)
-  block_size=SIZE       file block size, a power of two from 4k to 128k
-  threads=N             FUSE request threads (default: number of CPUs)
-  cache=auto|none       kernel page cache for file data, or direct I/O
-  allow_other           let other users in (always on for root mounts, as
-                        tmpfs; non-root: needs user_allow_other in
-                        /etc/fuse.conf)
-  pool_limit=SIZE|N%    memory limit of the compressed pool (default: none)
-  accept_threshold=N%   after hitting pool_limit, write back until under N%
-                        of it (default 90)
-  second_chance=on|off  give read zspages one more trip round the LRU
-                        before writeback (default on)
-  dedup=on|off          identical blocks share one stored object (default on)
-  max_dirty=SIZE|kernel page cache this mount may hold dirty before writers
-                        wait for the daemon (default 1g, capped at half the
-                        free space; kernel = FUSE's strict 1% default)
-  backing=PATH|none     writeback file (default: unlinked file in $TMPDIR)
-  control=NAME          name of the control file at the root (default .zsfs)
-  ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync,
-  async, dirsync        VFS mount flags, as for any filesystem
-  defaults, auto, noauto, nofail, user, users, nouser, owner, group,
-  _netdev, relatime, x-*, comment=...   accepted and ignored (fstab/mount)
-SIZE is bytes with an optional k, m, g, t suffix (powers of 1024).";
+/// One mount option (or group of words) for `--help` and the man pages.
+/// The parser below is the authority on what is accepted; this is how it is
+/// explained, written once so the two documents cannot drift apart.
+pub struct OptionDoc {
+    /// What the user writes, with placeholders in capitals: `size=SIZE|N%`.
+    pub form: &'static str,
+    /// One or two sentences; wrapped by whoever prints it.
+    pub doc: &'static str,
+}
+
+/// Every `-o` word zsfs accepts, in the order `--help` lists them.
+pub const MOUNT_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        form: "size=SIZE|N%",
+        doc: "logical size limit (default 50% of RAM; 0 = no limit)",
+    },
+    OptionDoc {
+        form: "nr_inodes=N",
+        doc: "inode limit, k/m/g suffixes allowed (0 = no limit)",
+    },
+    OptionDoc {
+        form: "mode=OCTAL",
+        doc: "permissions of the root directory (default 1777)",
+    },
+    OptionDoc {
+        form: "uid=USER|N",
+        doc: "owner of the root directory (default: the mounter)",
+    },
+    OptionDoc {
+        form: "gid=GROUP|N",
+        doc: "group of the root directory (default: the mounter's)",
+    },
+    OptionDoc {
+        form: "block_size=SIZE",
+        doc: "file block size, a power of two from 4k to 128k",
+    },
+    OptionDoc {
+        form: "threads=N",
+        doc: "FUSE request threads (default: number of CPUs)",
+    },
+    OptionDoc {
+        form: "cache=auto|none",
+        doc: "kernel page cache for file data, or direct I/O",
+    },
+    OptionDoc {
+        form: "allow_other",
+        doc: "let other users in (always on for root mounts, as tmpfs; non-root: needs \
+              user_allow_other in /etc/fuse.conf)",
+    },
+    OptionDoc {
+        form: "pool_limit=SIZE|N%",
+        doc: "memory limit of the compressed pool (default: none)",
+    },
+    OptionDoc {
+        form: "accept_threshold=N%",
+        doc: "after hitting pool_limit, write back until under N% of it (default 90)",
+    },
+    OptionDoc {
+        form: "second_chance=on|off",
+        doc: "give read zspages one more trip round the LRU before writeback (default on)",
+    },
+    OptionDoc {
+        form: "dedup=on|off",
+        doc: "identical blocks share one stored object (default on)",
+    },
+    OptionDoc {
+        form: "max_dirty=SIZE|kernel",
+        doc: "page cache this mount may hold dirty before writers wait for the daemon (default \
+              1g, capped at half the free space; kernel = FUSE's strict 1% default)",
+    },
+    OptionDoc {
+        form: "backing=PATH|none",
+        doc: "writeback file (default: unlinked file in $TMPDIR)",
+    },
+    OptionDoc {
+        form: "control=NAME",
+        doc: "name of the control file at the root (default .zsfs)",
+    },
+    OptionDoc {
+        form:
+            "ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync, async, dirsync",
+        doc: "VFS mount flags, as for any filesystem",
+    },
+    OptionDoc {
+        form: "defaults, auto, noauto, nofail, user, users, nouser, owner, group, _netdev, \
+               relatime, x-*, comment=...",
+        doc: "accepted and ignored (fstab/mount)",
+    },
+];
+
+/// What SIZE means, said after the table.
+pub const SIZE_NOTE: &str = "SIZE is bytes with an optional k, m, g, t suffix (powers of 1024).";
+
+/// The accepted forms as `--help` text (clap's `after_help`) and for error
+/// messages, generated from [`MOUNT_OPTIONS`].
+pub static OPTIONS_HELP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    // Form in a 22-column field, description wrapped to 80 columns; a form
+    // too wide for the field gets the description on its own lines.
+    const INDENT: usize = 24;
+    const WIDTH: usize = 80;
+    let mut out = String::from("zsfs options (-o, comma-separated, as for mount -t tmpfs):\n");
+    for o in MOUNT_OPTIONS {
+        let mut line = format!("  {}", o.form);
+        if line.len() + 2 > INDENT {
+            // Long lists of words wrap at commas, then the description follows.
+            line = wrap_words(&line, WIDTH, 2);
+            line.push('\n');
+            out.push_str(&line);
+            line = String::new();
+        }
+        let pad = INDENT.saturating_sub(line.len());
+        line.push_str(&" ".repeat(pad));
+        out.push_str(&wrap_after(&line, o.doc, WIDTH, INDENT));
+        out.push('\n');
+    }
+    out.push_str(SIZE_NOTE);
+    out
+});
+
+/// `prefix` followed by `text`, wrapped at `width`, continuation lines
+/// indented by `indent`.
+fn wrap_after(prefix: &str, text: &str, width: usize, indent: usize) -> String {
+    let mut out = prefix.to_string();
+    let mut col = out.len();
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 && col + 1 + word.len() > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            col = indent;
+        } else if i > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += word.len();
+    }
+    out
+}
+
+/// `text` (which starts with its own indentation) wrapped at `width`.
+fn wrap_words(text: &str, width: usize, indent: usize) -> String {
+    let trimmed = text.trim_start();
+    wrap_after(&" ".repeat(indent), trimmed, width, indent)
+}
 
 /// Apply every word of `opts` (the argument of one `-o`) onto `config`,
 /// taking percentages of the machine's physical RAM.

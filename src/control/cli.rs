@@ -5,23 +5,28 @@
 //! mount, and `ctl` as any user the daemon lets write (root and the mounter).
 
 use super::command::Command;
-use super::report::{field, Report, Unit, FULLNESS_LABELS};
+use super::report::{field, ClassRow, Report, Unit, FULLNESS_LABELS};
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Name of the virtual xattr that gives one file's or tree's figures.
 pub const USAGE_XATTR: &str = "zsfs.usage";
 
 /// What `zsfs stats` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StatsArgs {
-    /// The mount's root (whole-mount stats) or a file/directory in it.
-    pub path: PathBuf,
+    /// The mount's root (whole-mount stats) or a file/directory in it; for
+    /// `--prometheus`, any number of mountpoints (none: every zsfs mount).
+    pub paths: Vec<PathBuf>,
     pub json: bool,
+    /// The whole size-class table instead of its three fullest classes.
+    pub classes: bool,
+    /// The Prometheus text format, for node_exporter and other scrapers.
+    pub prometheus: bool,
     /// Refresh every this many seconds until interrupted.
     pub watch: Option<f64>,
     /// The control file's name (`control=` at mount time).
@@ -30,8 +35,17 @@ pub struct StatsArgs {
 
 /// Run `zsfs stats`.
 pub fn stats(args: &StatsArgs) -> Result<(), String> {
+    if args.prometheus {
+        print!("{}", prometheus(&args.paths, &args.control_name)?);
+        return Ok(());
+    }
+    let path = match args.paths.as_slice() {
+        [p] => p,
+        [] => return Err("name a zsfs mount (or a file in one); `zsfs list` shows them".into()),
+        _ => return Err("one path at a time (only --prometheus takes several mounts)".into()),
+    };
     let Some(secs) = args.watch else {
-        print!("{}", stats_once(args)?);
+        print!("{}", stats_once(args, path, None)?.0);
         return Ok(());
     };
     if !(secs > 0.0 && secs.is_finite()) {
@@ -39,35 +53,104 @@ pub fn stats(args: &StatsArgs) -> Result<(), String> {
             "--watch takes a positive number of seconds, not {secs}"
         ));
     }
+    let mut last: Option<(Report, Instant)> = None;
     loop {
-        let body = stats_once(args)?;
+        let (body, now) = stats_once(args, path, last.as_ref())?;
+        last = now;
         // Clear the screen and home the cursor, as watch(1) does.
         print!(
             "\x1b[H\x1b[2JEvery {secs}s: zsfs stats {}\n\n{body}",
-            args.path.display()
+            path.display()
         );
         let _ = std::io::stdout().flush();
         std::thread::sleep(Duration::from_secs_f64(secs));
     }
 }
 
-fn stats_once(args: &StatsArgs) -> Result<String, String> {
-    let control = args.path.join(&args.control_name);
-    if args.path.is_dir() && control.exists() {
+/// One refresh: the text, and the whole-mount report with its time (for
+/// the rates of the next refresh under `--watch`).
+fn stats_once(
+    args: &StatsArgs,
+    path: &Path,
+    last: Option<&(Report, Instant)>,
+) -> Result<(String, Option<(Report, Instant)>), String> {
+    let control = path.join(&args.control_name);
+    if path.is_dir() && control.exists() {
         let report = read_report(&control)?;
-        Ok(if args.json {
+        let now = Instant::now();
+        let text = if args.json {
             report_json(&report) + "\n"
         } else {
-            human(&report, &args.path)
-        })
+            let mut t = human(&report, path, args.classes);
+            if let Some((prev, then)) = last {
+                t.push_str(&rates(prev, &report, now.duration_since(*then)));
+            }
+            t
+        };
+        Ok((text, Some((report, now))))
     } else {
-        let usage = read_usage(&args.path)?;
-        Ok(if args.json {
-            report_json(&usage) + "\n"
-        } else {
-            human_usage(&usage, &args.path)
-        })
+        let usage = read_usage(path)?;
+        Ok((
+            if args.json {
+                report_json(&usage) + "\n"
+            } else {
+                human_usage(&usage, path)
+            },
+            None,
+        ))
     }
+}
+
+/// `zsfs stats --prometheus [MOUNT...]`: every named mount (none: every
+/// zsfs mount), a dead one as `zsfs_up 0`.
+pub fn prometheus(paths: &[PathBuf], control_name: &str) -> Result<String, String> {
+    let scraped: Vec<super::prometheus::Scraped> = super::list::mounts_named(paths, control_name)?
+        .into_iter()
+        .map(|(entry, report)| super::prometheus::Scraped { entry, report })
+        .collect();
+    Ok(super::prometheus::render(&scraped))
+}
+
+/// Counters shown as rates under `--watch`: whichever of these the control
+/// file has (a daemon without recompression has no such counter, and then
+/// no such rate).
+const RATE_FIELDS: &[(&str, &str)] = &[
+    ("bd_writes", "written back"),
+    ("bd_reads", "read back"),
+    ("recompressed_pages", "recompressed"),
+    ("recompress_pages", "recompressed"),
+    ("recompressed_bytes", "recompressed"),
+];
+
+/// One line of rates between two reports `dt` apart.
+fn rates(prev: &Report, now: &Report, dt: Duration) -> String {
+    let secs = dt.as_secs_f64();
+    if secs <= 0.0 {
+        return String::new();
+    }
+    let block = now.get("block_size").unwrap_or(4096.0);
+    let parts: Vec<String> = RATE_FIELDS
+        .iter()
+        .filter_map(|(name, label)| {
+            let (a, b) = (prev.get(name)?, now.get(name)?);
+            let per = match field(name).map(|f| f.unit) {
+                Some(Unit::Bytes) => 1.0,
+                Some(Unit::Blocks) => block,
+                Some(Unit::Count) | Some(Unit::Ratio) => return None,
+                // zram counts in 4 KiB pages; unknown counters are assumed to.
+                Some(Unit::Pages) | None => 4096.0,
+            };
+            let rate = ((b - a).max(0.0) * per) / secs;
+            Some(format!("{}/s {label}", human_bytes(rate)))
+        })
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  rates        {} (over the last {secs:.1} s)\n",
+        parts.join(", ")
+    )
 }
 
 /// Read and parse a control file.
@@ -189,8 +272,10 @@ fn fmt_field(name: &str, v: f64) -> String {
     }
 }
 
-/// The whole-mount view for people.
-fn human(r: &Report, mount: &Path) -> String {
+/// The whole-mount view for people: the summary, then either the three
+/// fullest size classes (one line, so the default fits a screen) or, with
+/// `classes`, the whole table.
+fn human(r: &Report, mount: &Path, classes: bool) -> String {
     let g = |n: &str| r.get(n).unwrap_or(0.0);
     let b = |n: &str| human_bytes(g(n));
     let mut o = String::new();
@@ -273,6 +358,10 @@ fn human(r: &Report, mount: &Path) -> String {
         .iter()
         .filter(|c| c.zspages > 0 || c.obj_used > 0)
         .collect();
+    if !classes {
+        o.push_str(&fullest_classes(&used));
+        return o;
+    }
     if !used.is_empty() {
         let _ = writeln!(o, "\n  size classes in use:");
         let _ = writeln!(
@@ -305,6 +394,33 @@ fn human(r: &Report, mount: &Path) -> String {
         }
     }
     o
+}
+
+/// One line naming the three classes holding the most pages, or nothing
+/// when the pool is empty.
+fn fullest_classes(used: &[&ClassRow]) -> String {
+    let mut by_pages: Vec<&ClassRow> = used.iter().copied().filter(|c| c.pages_used > 0).collect();
+    if by_pages.is_empty() {
+        return String::new();
+    }
+    by_pages.sort_by(|a, b| b.pages_used.cmp(&a.pages_used).then(a.class.cmp(&b.class)));
+    let names: Vec<String> = by_pages
+        .iter()
+        .take(3)
+        .map(|c| {
+            let pct = (100 * c.obj_used).checked_div(c.obj_allocated).unwrap_or(0);
+            format!(
+                "{} B ({}, {pct}% used)",
+                c.size,
+                human_bytes((c.pages_used * 4096) as f64)
+            )
+        })
+        .collect();
+    format!(
+        "  classes      fullest {}; {} in use (--classes)\n",
+        names.join(", "),
+        used.len()
+    )
 }
 
 fn human_usage(r: &Report, path: &Path) -> String {
@@ -371,6 +487,23 @@ mod tests {
         assert_eq!(human_bytes(1023.0), "1023 B");
         assert_eq!(human_bytes(1536.0), "1.5 KiB");
         assert_eq!(human_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
+    }
+
+    #[test]
+    fn watch_rates_only_for_counters_present() {
+        let mut a = Report::default();
+        a.push("bd_writes", 0);
+        a.push("bd_reads", 10);
+        let mut b = Report::default();
+        b.push("bd_writes", 512); // 2 MiB in 4 KiB pages
+        b.push("bd_reads", 10);
+        let line = rates(&a, &b, Duration::from_secs(2));
+        assert!(line.contains("1.0 MiB/s written back"), "{line}");
+        assert!(line.contains("0 B/s read back"), "{line}");
+        assert!(!line.contains("recompressed"), "no such counter: {line}");
+        b.push("recompressed_pages", 256);
+        a.push("recompressed_pages", 0);
+        assert!(rates(&a, &b, Duration::from_secs(1)).contains("1.0 MiB/s recompressed"));
     }
 
     #[test]

@@ -29,54 +29,66 @@ pub enum Unit {
     Ratio,
 }
 
+/// Whether a field only grows (a count of events since mount) or is a
+/// level that goes up and down; monitoring takes rates of the first kind
+/// only (Prometheus: `counter` vs `gauge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
 /// One documented field of the control file.
 pub struct FieldDoc {
     pub name: &'static str,
     pub unit: Unit,
+    pub kind: Kind,
     pub doc: &'static str,
 }
 
 macro_rules! fields {
-    ($($name:literal $unit:ident $doc:literal,)*) => {
+    ($($name:literal $unit:ident $kind:ident $doc:literal,)*) => {
         /// Every `name value` line, in the order a read prints them.
-        pub const FIELDS: &[FieldDoc] = &[$(FieldDoc { name: $name, unit: Unit::$unit, doc: $doc },)*];
+        pub const FIELDS: &[FieldDoc] = &[
+            $(FieldDoc { name: $name, unit: Unit::$unit, kind: Kind::$kind, doc: $doc },)*
+        ];
     };
 }
 
 fields! {
     // zram mm_stat
-    "orig_data_size" Bytes "Uncompressed bytes of the blocks stored, same-filled ones included (holes are not stored).",
-    "compr_data_size" Bytes "Compressed bytes of the objects in the pool and in the backing file, each object shared by dedup once.",
-    "mem_used_total" Bytes "Memory the pool holds from the OS right now (its zspages' pages).",
-    "mem_limit" Bytes "The pool limit (`pool_limit=`); 0 means none.",
-    "mem_used_max" Bytes "Peak of mem_used_total since mount or `reset mem_used_max`.",
-    "same_pages" Blocks "Blocks whose bytes are all the same, stored as that byte with no pool object.",
-    "pages_compacted" Pages "Pages given back by compaction, cumulative.",
-    "huge_pages" Blocks "Blocks that did not compress and are stored raw.",
+    "orig_data_size" Bytes Gauge "Uncompressed bytes of the blocks stored, same-filled ones included (holes are not stored).",
+    "compr_data_size" Bytes Gauge "Compressed bytes of the objects in the pool and in the backing file, each object shared by dedup once.",
+    "mem_used_total" Bytes Gauge "Memory the pool holds from the OS right now (its zspages' pages).",
+    "mem_limit" Bytes Gauge "The pool limit (`pool_limit=`); 0 means none.",
+    "mem_used_max" Bytes Gauge "Peak of mem_used_total since mount or `reset mem_used_max`.",
+    "same_pages" Blocks Gauge "Blocks whose bytes are all the same, stored as that byte with no pool object.",
+    "pages_compacted" Pages Counter "Pages given back by compaction, cumulative.",
+    "huge_pages" Blocks Gauge "Blocks that did not compress and are stored raw.",
     // dedup (zram's out-of-tree dedup patch called these dup_data_size, meta_data_size)
-    "dedup_pages" Blocks "Blocks served by a pool object another block already holds (identical content, `dedup=on`).",
-    "dedup_data_size" Bytes "Object bytes those blocks would take without dedup (not in compr_data_size).",
-    "dedup_index_bytes" Bytes "Memory of the dedup index (hash tables and reference counts), outside mem_used_total.",
-    "dedup_collisions" Count "Hash matches whose content differed (stored separately), cumulative.",
+    "dedup_pages" Blocks Gauge "Blocks served by a pool object another block already holds (identical content, `dedup=on`).",
+    "dedup_data_size" Bytes Gauge "Object bytes those blocks would take without dedup (not in compr_data_size).",
+    "dedup_index_bytes" Bytes Gauge "Memory of the dedup index (hash tables and reference counts), outside mem_used_total.",
+    "dedup_collisions" Count Counter "Hash matches whose content differed (stored separately), cumulative.",
     // zram bd_stat
-    "bd_count" Pages "Pool data now in the backing file, in 4 KiB units.",
-    "bd_reads" Pages "Reads from the backing file, in 4 KiB units.",
-    "bd_writes" Pages "Writes to the backing file, in 4 KiB units.",
+    "bd_count" Pages Gauge "Pool data now in the backing file, in 4 KiB units.",
+    "bd_reads" Pages Counter "Reads from the backing file, in 4 KiB units.",
+    "bd_writes" Pages Counter "Writes to the backing file, in 4 KiB units.",
     // zswap
-    "written_back_pages" Pages "Zspage pages written back to the backing file, cumulative.",
-    "pool_limit_hit" Count "Times an allocation found the pool at its limit.",
-    "reject_compress_poor" Blocks "Blocks that compressed too poorly to share a page (stored raw), cumulative.",
+    "written_back_pages" Pages Counter "Zspage pages written back to the backing file, cumulative.",
+    "pool_limit_hit" Count Counter "Times an allocation found the pool at its limit.",
+    "reject_compress_poor" Blocks Counter "Blocks that compressed too poorly to share a page (stored raw), cumulative.",
     // shrinker
-    "shrinker_runs" Count "Times the shrinker woke and wrote back.",
-    "second_chance" Count "Referenced zspages the shrinker rotated instead of writing back.",
-    "checksum_failures" Count "Backing-file records whose checksum did not match (the read failed with EIO).",
+    "shrinker_runs" Count Counter "Times the shrinker woke and wrote back.",
+    "second_chance" Count Counter "Referenced zspages the shrinker rotated instead of writing back.",
+    "checksum_failures" Count Counter "Backing-file records whose checksum did not match (the read failed with EIO).",
     // the filesystem
-    "files" Count "Regular files.",
-    "directories" Count "Directories, the root included.",
-    "logical_bytes" Bytes "Bytes counted against `size=`: allocated file blocks, holes excluded, as `df` shows them.",
-    "block_size" Bytes "Bytes per file block (`block_size=`).",
-    "compr_ratio" Ratio "orig_data_size / compr_data_size.",
-    "mem_saved" Bytes "orig_data_size minus mem_used_total: what holding the data uncompressed would have cost more.",
+    "files" Count Gauge "Regular files.",
+    "directories" Count Gauge "Directories, the root included.",
+    "logical_bytes" Bytes Gauge "Bytes counted against `size=`: allocated file blocks, holes excluded, as `df` shows them.",
+    "block_size" Bytes Gauge "Bytes per file block (`block_size=`).",
+    "compr_ratio" Ratio Gauge "orig_data_size / compr_data_size.",
+    "mem_saved" Bytes Gauge "orig_data_size minus mem_used_total: what holding the data uncompressed would have cost more.",
 }
 
 /// Look a field up by name.
