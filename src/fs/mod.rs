@@ -156,10 +156,10 @@ pub enum TimeSet {
 /// The fields a `setattr` changes; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct SetAttr {
-    /// Clear setuid, and setgid where group-exec is set, after the change:
-    /// the kernel leaves that to us under FUSE_HANDLE_KILLPRIV_V2 (a
-    /// chown, or a truncate by a caller without CAP_FSETID).
-    pub kill_suidgid: bool,
+    /// Drop setuid/setgid after the change, for this caller: the kernel
+    /// leaves that to us under FUSE_HANDLE_KILLPRIV_V2 (a chown, or a
+    /// truncate by a caller without CAP_FSETID).
+    pub kill_suidgid: Option<Killer>,
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
@@ -167,6 +167,25 @@ pub struct SetAttr {
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
     pub ctime: Option<SystemTime>,
+}
+
+/// The caller of a change that drops setuid/setgid, as Linux decides it
+/// (`should_remove_suid`): setuid always; setgid when group-exec is set,
+/// or when the caller is outside the file's group and not privileged
+/// (without group-exec, setgid means mandatory locking, which a group
+/// member may keep).
+#[derive(Debug, Clone, Copy)]
+pub struct Killer {
+    pub pid: u32,
+    pub gid: u32,
+    /// Has CAP_FSETID (approximated by the adapter as uid 0).
+    pub privileged: bool,
+}
+
+impl Killer {
+    fn keeps_sgid_without_gexec(&self, file_gid: u32) -> bool {
+        self.privileged || crate::sys::groups::in_group(self.pid, self.gid, file_gid)
+    }
 }
 
 /// One directory entry from `readdir`.
@@ -347,17 +366,20 @@ fn check_name(name: &[u8]) -> FsResult<()> {
     Ok(())
 }
 
-/// What the kernel's `should_remove_suid` takes away: setuid always,
-/// setgid only with group-exec (without it, setgid means mandatory locking).
-/// Returns whether anything was cleared.
-fn clear_suidgid(perm: &mut u16) -> bool {
-    let before = *perm;
-    let sgid_exec = libc::S_ISGID as u16 | libc::S_IXGRP as u16;
-    if *perm & sgid_exec == sgid_exec {
-        *perm &= !(libc::S_ISGID as u16);
+/// Drop setuid/setgid as [`Killer`] says; returns whether anything was
+/// cleared.
+fn clear_suidgid(i: &mut Inner, who: &Killer) -> bool {
+    const SUID: u16 = libc::S_ISUID as u16;
+    const SGID: u16 = libc::S_ISGID as u16;
+    const GEXEC: u16 = libc::S_IXGRP as u16;
+    let before = i.perm;
+    let sgid_goes =
+        i.perm & SGID != 0 && (i.perm & GEXEC != 0 || !who.keeps_sgid_without_gexec(i.gid));
+    if sgid_goes {
+        i.perm &= !SGID;
     }
-    *perm &= !(libc::S_ISUID as u16);
-    *perm != before
+    i.perm &= !SUID;
+    i.perm != before
 }
 
 impl Fs {
@@ -609,8 +631,11 @@ impl Fs {
             i.gid = gid;
             changed = true;
         }
-        if s.kill_suidgid && s.mode.is_none() && n.kind != FileKind::Dir {
-            changed |= clear_suidgid(&mut i.perm);
+        if let Some(k) = s
+            .kill_suidgid
+            .filter(|_| s.mode.is_none() && n.kind != FileKind::Dir)
+        {
+            changed |= clear_suidgid(&mut i, &k);
         }
         if let Some(a) = s.atime {
             i.atime = match a {
@@ -1257,7 +1282,7 @@ impl Fs {
 
     /// Write file data; short only when the space ran out part-way.
     pub fn write(&self, ino: Ino, off: u64, data: &[u8]) -> FsResult<usize> {
-        self.write_killing_privs(ino, off, data, false)
+        self.write_killing_privs(ino, off, data, None)
             .map(|(n, _)| n)
     }
 
@@ -1270,7 +1295,7 @@ impl Fs {
         ino: Ino,
         off: u64,
         data: &[u8],
-        kill_privs: bool,
+        kill_privs: Option<Killer>,
     ) -> FsResult<(usize, bool)> {
         if ino == CONTROL_INO {
             self.control_write(data)?;
@@ -1299,8 +1324,8 @@ impl Fs {
             let t = now();
             i.mtime = t;
             i.ctime = t;
-            if kill_privs {
-                killed = clear_suidgid(&mut i.perm);
+            if let Some(k) = kill_privs {
+                killed = clear_suidgid(&mut i, &k);
             }
         }
         drop(i);
@@ -1317,13 +1342,13 @@ impl Fs {
     /// Drop setuid (and setgid with group-exec) as a change by a caller
     /// without CAP_FSETID does (fallocate, under KILLPRIV_V2). Returns
     /// whether the mode changed, so the caller can drop the kernel's copy.
-    pub fn kill_suidgid(&self, ino: Ino) -> FsResult<bool> {
+    pub fn kill_suidgid(&self, ino: Ino, who: &Killer) -> FsResult<bool> {
         let n = self.get(ino)?;
         if n.kind == FileKind::Dir || ino == CONTROL_INO {
             return Ok(false);
         }
         let mut i = n.inner.write();
-        let killed = clear_suidgid(&mut i.perm);
+        let killed = clear_suidgid(&mut i, who);
         if killed {
             i.ctime = now();
         }

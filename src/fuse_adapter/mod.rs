@@ -209,6 +209,16 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
+/// The caller of a change that drops setuid/setgid. CAP_FSETID is
+/// approximated as uid 0: a FUSE request carries no capabilities.
+fn killer(req: &Request) -> fs::Killer {
+    fs::Killer {
+        pid: req.pid(),
+        gid: req.gid(),
+        privileged: req.uid() == 0,
+    }
+}
+
 fn time_set(t: TimeOrNow) -> TimeSet {
     match t {
         TimeOrNow::Now => TimeSet::Now,
@@ -448,9 +458,13 @@ impl Filesystem for ZsfsFuse {
             && size.is_none()
             && atime.is_none()
             && mtime.is_none();
-        let kill_suidgid = self.killpriv
+        let kill_suidgid = (self.killpriv
             && mode.is_none()
-            && (uid.is_some() || gid.is_some() || bare_chown || (size.is_some() && req.uid() != 0));
+            && (uid.is_some()
+                || gid.is_some()
+                || bare_chown
+                || (size.is_some() && req.uid() != 0)))
+            .then(|| killer(req));
         let s = SetAttr {
             kill_suidgid,
             mode,
@@ -664,8 +678,9 @@ impl Filesystem for ZsfsFuse {
         // (CAP_FSETID, approximately) drops them here.
         // Under KILLPRIV_V2 the kernel says when (FUSE_WRITE_KILL_SUIDGID,
         // on writes that bypass or write through the page cache).
-        let kill_privs = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
-            || (!from_cache && req.uid() != 0);
+        let kill_privs = (write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
+            || (!from_cache && req.uid() != 0))
+            .then(|| killer(req));
         let r = self
             .fs()
             .write_killing_privs(ino.0, offset, data, kill_privs)
@@ -930,7 +945,10 @@ impl Filesystem for ZsfsFuse {
             .and_then(|m| self.fs().fallocate(ino.0, offset, length, m));
         // fallocate by a caller without CAP_FSETID ("not root") drops
         // setuid/setgid; under KILLPRIV_V2 that is ours (see `killpriv`).
-        if r.is_ok() && self.killpriv && req.uid() != 0 && self.fs().kill_suidgid(ino.0) == Ok(true)
+        if r.is_ok()
+            && self.killpriv
+            && req.uid() != 0
+            && self.fs().kill_suidgid(ino.0, &killer(req)) == Ok(true)
         {
             self.invalidate_attrs(ino.0);
         }

@@ -3,7 +3,9 @@
 //! - [`mountinfo`]: the one parser of `/proc/self/mountinfo`, used by the
 //!   daemon (mountpoint checks, the watcher), the adapter (the mount's bdi),
 //!   `zsfs list` and the tests.
+//! - [`groups`]: a caller's supplementary groups (setgid dropping).
 //! - [`log`]: where a daemon's log goes (syslog, a file, or stderr with -f).
 
+pub mod groups;
 pub mod log;
 pub mod mountinfo;
