@@ -250,23 +250,6 @@ fn second_sigterm_ends_a_daemon_held_by_a_busy_detached_mount() {
     assert_no_process_for(&path);
 }
 
-/// Unmounts `0` (and waits for its daemons to go) when dropped, so a failed
-/// assertion leaves nothing mounted.
-struct UnmountOnDrop(std::path::PathBuf);
-
-impl Drop for UnmountOnDrop {
-    fn drop(&mut self) {
-        while zsfs_mounted_at(&self.0) {
-            if !unmount(&self.0) {
-                break;
-            }
-        }
-        wait_until(Duration::from_secs(30), || {
-            pids_mentioning(&self.0).is_empty()
-        });
-    }
-}
-
 /// A daemon still tearing down a large pool after `umount` must not take
 /// down a new zsfs mounted at the same place meanwhile (fuser's session
 /// drop unmounts by path; the daemon exits before it runs).

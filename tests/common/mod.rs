@@ -48,9 +48,9 @@ pub fn mount_at(path: &Path) -> Option<MountLine> {
         .find(|m| m.mount_point == path)
 }
 
-/// Whether a zsfs (any FUSE mount with source `zsfs`) is mounted at `path`.
+/// Whether a zsfs (a `fuse` or `fuse.zsfs` mount) is mounted at `path`.
 pub fn zsfs_mounted_at(path: &Path) -> bool {
-    mount_at(path).is_some_and(|m| m.fstype.starts_with("fuse") && m.source == "zsfs")
+    mount_at(path).is_some_and(|m| m.may_be_zsfs())
 }
 
 /// Poll `cond` every 20 ms until it holds or `timeout` passes.
@@ -184,6 +184,24 @@ pub fn churn_pool(pool: &zsfs::pool::Pool, stop: &std::sync::atomic::AtomicBool,
     }
 }
 
+/// Unmounts `0` (and waits for its daemons to go) when dropped, so a failed
+/// assertion leaves nothing mounted: for mounts a test made itself (a
+/// detached `zsfs DIR`, the mount helper) rather than with [`MountGuard`].
+pub struct UnmountOnDrop(pub PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        while zsfs_mounted_at(&self.0) {
+            if !unmount(&self.0) {
+                break;
+            }
+        }
+        wait_until(Duration::from_secs(30), || {
+            pids_mentioning(&self.0).is_empty()
+        });
+    }
+}
+
 /// A zsfs mount for the duration of a test. See the module comment.
 pub struct MountGuard {
     /// The mountpoint (a temporary directory, mode 0755 so other users can
@@ -206,6 +224,15 @@ impl MountGuard {
 
     /// Mount with `options`; on failure the error carries the daemon's log.
     pub fn try_new(options: &str) -> Result<MountGuard, String> {
+        MountGuard::try_new_from(None, options)
+    }
+
+    /// Mount with a mount source (`zsfs -f -o OPTIONS SOURCE DIR`).
+    pub fn with_source(source: &str, options: &str) -> MountGuard {
+        MountGuard::try_new_from(Some(source), options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_new_from(source: Option<&str>, options: &str) -> Result<MountGuard, String> {
         let dir = tempfile::Builder::new()
             .prefix("zsfs-mnt-")
             .tempdir()
@@ -223,6 +250,7 @@ impl MountGuard {
         if !options.is_empty() {
             cmd.arg("-o").arg(options);
         }
+        cmd.args(source);
         cmd.arg(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -375,7 +403,7 @@ impl Drop for MountGuard {
             }
         }
         // A killed daemon's watcher detaches the mount; make sure of it.
-        if mount_at(&path).is_some_and(|m| m.source == "zsfs") {
+        if mount_at(&path).is_some_and(|m| m.may_be_zsfs()) {
             wait_until(Duration::from_secs(5), || !zsfs_mounted_at(&path));
             if zsfs_mounted_at(&path) {
                 unmount(&path);
