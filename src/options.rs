@@ -121,13 +121,27 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
         doc: "name of the control file at the root (default .zsfs)",
     },
     OptionDoc {
-        form:
-            "ro, rw, nosuid, suid, nodev, dev, noexec, exec, noatime, atime, sync, async, dirsync",
+        form: "log=syslog|stderr|PATH",
+        doc: "where the daemon logs (default: syslog, or stderr with -f); a detached \
+              daemon never writes into the stderr of what mounted it",
+    },
+    OptionDoc {
+        form: "ro, rw, nosuid, suid, nodev, dev, noexec, exec, sync, async, dirsync",
         doc: "VFS mount flags, as for any filesystem",
     },
     OptionDoc {
+        form: "relatime, strictatime, noatime, atime, norelatime, nostrictatime, \
+               nodiratime, diratime",
+        doc: "when reads update atime (default relatime; the last one given wins)",
+    },
+    OptionDoc {
+        form: "remount",
+        doc: "change a live mount's options (mount -o remount,...): size=, nr_inodes=, \
+              pool_limit=, accept_threshold=, mode=, uid=, gid= and the VFS flags",
+    },
+    OptionDoc {
         form: "defaults, auto, noauto, nofail, user, users, nouser, owner, group, _netdev, \
-               relatime, x-*, comment=...",
+               lazytime, x-*, comment=...",
         doc: "accepted and ignored (fstab/mount)",
     },
 ];

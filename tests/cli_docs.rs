@@ -43,6 +43,7 @@ fn readme_options_table_names_every_option() {
         "accept_threshold=",
         "backing=",
         "control=",
+        "log=",
         "noexec",
         "nofail",
         "x-",
