@@ -62,6 +62,12 @@ fn unprivileged_write_fallocate_and_chown_drop_setuid_and_setgid() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(mode(&f), 0o777, "write by a non-owner without CAP_FSETID");
 
+    // O_TRUNC by an unprivileged user (the kernel truncates with SETATTR).
+    set(0o6777);
+    let out = as_user(&format!("printf y > {p}"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(mode(&f), 0o777, "O_TRUNC by a non-owner without CAP_FSETID");
+
     // fallocate, punch hole and zero range by an unprivileged user.
     for op in [
         "fallocate -l 16384",
