@@ -121,6 +121,8 @@ pub struct ZsfsFuse {
     /// Inodes with a page-cache write refused for space that no write(2)
     /// has reported yet (see the module comment).
     enospc: Mutex<std::collections::HashSet<u64>>,
+    /// Inodes whose page cache may hold data we refused (see `open_flags`).
+    cache_untrusted: Mutex<std::collections::HashSet<u64>>,
     /// Set once the session exists; used to invalidate cached attributes.
     notifier: Arc<OnceLock<Notifier>>,
     /// The mount's backing-device name ("0:39", from mountinfo), whose
@@ -239,6 +241,7 @@ impl ZsfsFuse {
             control: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             enospc: Mutex::new(Default::default()),
+            cache_untrusted: Mutex::new(Default::default()),
             notifier: Arc::new(OnceLock::new()),
             bdi: Arc::new(OnceLock::new()),
             readahead_done: std::sync::atomic::AtomicBool::new(false),
@@ -294,6 +297,11 @@ impl ZsfsFuse {
             log::warn!("inode {ino}: cannot match the kernel's file size after ENOSPC: {e}");
         }
         self.enospc.lock().insert(ino);
+        // The refused pages stay in the kernel's cache, which would show
+        // data we do not hold; the next open drops them (they read back as
+        // zeros, as before FOPEN_KEEP_CACHE). Not invalidated here: the
+        // pages are under writeback, locked by the request we are in.
+        self.cache_untrusted.lock().insert(ino);
         self.invalidate_attrs(ino);
     }
 
@@ -330,11 +338,29 @@ impl ZsfsFuse {
         }
     }
 
+    /// The open reply's flags:
+    /// - the control file: direct I/O, so every read is fresh;
+    /// - `cache=none`: direct I/O, and writes to one file in parallel
+    ///   (FOPEN_PARALLEL_DIRECT_WRITES: the kernel then takes the inode lock
+    ///   shared for writes that do not extend the file; `Fs::write` compresses
+    ///   outside the inode lock and holds it only to swap map entries);
+    /// - `cache=auto`: keep the page cache across opens (FOPEN_KEEP_CACHE).
+    ///   Without it every open drops the file's cached pages, so a build
+    ///   rereading its headers reads them from us each time. Every change to
+    ///   a file's data goes through this kernel's page cache or is
+    ///   invalidated by it (direct writes, fallocate, copy_file_range,
+    ///   truncate), so the cache stays true, except after a page-cache write
+    ///   we refused for space (see `cached_write_refused`): that file's
+    ///   next open drops its cache.
     fn open_flags(&self, ino: INodeNo) -> FopenFlags {
-        if ino.0 == CONTROL_INO || self.cache == CacheMode::None {
+        if ino.0 == CONTROL_INO {
             FopenFlags::FOPEN_DIRECT_IO
-        } else {
+        } else if self.cache == CacheMode::None {
+            FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
+        } else if self.cache_untrusted.lock().remove(&ino.0) {
             FopenFlags::empty()
+        } else {
+            FopenFlags::FOPEN_KEEP_CACHE
         }
     }
 
