@@ -173,6 +173,28 @@ fn readdir_ends_while_entries_are_renamed() {
     );
     // Another listing: every file once, nothing else (no control file).
     assert_eq!(fs::read_dir(&d).unwrap().count(), FILES);
+
+    // seekdir(3) to a position telldir gave returns that entry again, and
+    // to any smaller position never hits the end (generic/676).
+    let dir = unsafe { libc::opendir(cstr(&d).as_ptr()) };
+    assert!(!dir.is_null());
+    let next = || unsafe { libc::readdir(dir).as_ref().map(|e| e.d_ino) };
+    let mut marks = Vec::new();
+    for _ in 0..100 {
+        let pos = unsafe { libc::telldir(dir) };
+        marks.push((pos, next().expect("an entry")));
+    }
+    let max = marks.iter().map(|m| m.0).max().unwrap();
+    for (i, &(pos, ino)) in marks.iter().enumerate().rev() {
+        unsafe { libc::seekdir(dir, pos) };
+        assert_eq!(next(), Some(ino), "entry {i} again after seekdir");
+        unsafe { libc::seekdir(dir, (i as i64 * 7919) % max) };
+        assert!(
+            next().is_some(),
+            "seekdir below the largest position gave EOF"
+        );
+    }
+    unsafe { libc::closedir(dir) };
 }
 
 /// `zsfs -o remount,OPTS DIR`: what mount(8)'s helper runs for
