@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# benches/run.sh: the same workloads on tmpfs, zram (lz4) + ext4 and zsfs, in
-# one run, written up as JSON, a Markdown table (zsfs's ratio to each peer and
+# benches/run.sh: the same workloads on tmpfs, zram (lz4) + ext4, zsfs and
+# the FUSE ceiling (libfuse's in-memory example filesystem memfs_ll, with the
+# writeback cache: fuse-ceiling; with direct I/O: fuse-ceiling-dio), in one run, written up as JSON, a Markdown table (zsfs's ratio to each peer and
 # issue 7's targets) and a PNG chart.
 #
 # Usage (as root: it mounts, resets /dev/zram0 and drops the page cache):
-#   benches/run.sh [MODE] [--targets tmpfs,zram,zsfs] [--reps N] [--out DIR]
+#   benches/run.sh [MODE] [--targets tmpfs,zram,zsfs,fuse-ceiling] [--reps N] [--out DIR]
 #                  [--zsfs-opts OPTS] [--settle SECONDS] [--no-build]
 # MODE:
 #   quick      (default) small files, short random runs, 2 rounds: development
@@ -75,10 +76,10 @@ done
 case $MODE in
 quick)
 	SEQ_SIZE=512m RAND_SIZE=256m RUNTIME=3
-	: "${REPS:=2}" "${SETTLE:=3}" "${TARGETS:=tmpfs,zram,zsfs}" ;;
+	: "${REPS:=2}" "${SETTLE:=3}" "${TARGETS:=tmpfs,zram,zsfs,fuse-ceiling,fuse-ceiling-dio}" ;;
 full)
 	SEQ_SIZE=2g RAND_SIZE=1g RUNTIME=10
-	: "${REPS:=2}" "${SETTLE:=5}" "${TARGETS:=tmpfs,zram,zsfs}" ;;
+	: "${REPS:=2}" "${SETTLE:=5}" "${TARGETS:=tmpfs,zram,zsfs,fuse-ceiling,fuse-ceiling-dio}" ;;
 writeback)
 	# POOL_LIMIT (environment) overrides the limit; the data is 4x it.
 	RUNTIME=${RUNTIME:-15} TARGETS=zsfs
@@ -97,7 +98,8 @@ esac
 [[ $SETTLE =~ ^[0-9]+$ ]] || die "--settle wants whole seconds, got '$SETTLE'"
 IFS=, read -r -a TARGET_LIST <<<"$TARGETS"
 for t in "${TARGET_LIST[@]}"; do
-	case $t in tmpfs | zram | zsfs) ;; *) die "unknown target '$t' (tmpfs, zram, zsfs)" ;; esac
+	case $t in tmpfs | zram | zsfs | fuse-ceiling | fuse-ceiling-dio) ;;
+	*) die "unknown target '$t' (tmpfs, zram, zsfs, fuse-ceiling, fuse-ceiling-dio)" ;; esac
 done
 
 [ "$(id -u)" = 0 ] || die "must run as root: it mounts tmpfs and ext4, resets /dev/zram0 and writes /proc/sys/vm/drop_caches (try: sudo $0 $ORIG_ARGS)"
@@ -170,6 +172,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	local m
 	for m in "${MOUNTED[@]}"; do unmount "$m"; done
+	[ -z "$CEIL_PID" ] || { kill "$CEIL_PID" 2>/dev/null; wait "$CEIL_PID" 2>/dev/null; }
 	stop_zsfs
 	reset_zram
 	rm -rf "$WORK"
@@ -266,6 +269,10 @@ if [ "$need_zsfs" = 1 ]; then
 		[ -x "$ZSFS_BIN" ] || die "no zsfs binary at $ZSFS_BIN (build it, or drop --no-build)"
 	fi
 fi
+
+for t in "${TARGET_LIST[@]}"; do
+	case $t in fuse-ceiling*) build_memfs_ll ;; esac
+done
 
 # ------------------------------------------------------------------ output
 if [ -z "$OUT" ]; then
@@ -418,6 +425,56 @@ teardown_zsfs() {
 	unmount "$MNT"
 	stop_zsfs
 }
+# The FUSE ceiling: libfuse's example/memfs_ll, an in-memory FUSE filesystem
+# in C by the authors of FUSE-over-io_uring, built once from the snapshot in
+# ../shared/third_party (MEMFS_LL=PATH uses another build). fuse-ceiling has
+# the writeback cache (as zsfs's default); fuse-ceiling-dio direct I/O with
+# parallel direct writes (as zsfs's cache=none), the reference for the
+# direct=1 jobs.
+MEMFS_LL=${MEMFS_LL:-} CEIL_PID=""
+build_memfs_ll() {
+	[ -n "$MEMFS_LL" ] && [ -x "$MEMFS_LL" ] && return
+	local tarball dir
+	tarball=$(ls "$REPO"/../shared/third_party/libfuse-*.tar.gz 2>/dev/null | head -1)
+	[ -n "$tarball" ] || die "no ../shared/third_party/libfuse-*.tar.gz for the fuse-ceiling target (or leave it out with --targets)"
+	dir="$DATA/$(basename "$tarball" .tar.gz)"
+	MEMFS_LL="$dir/build/example/memfs_ll"
+	[ -x "$MEMFS_LL" ] && return
+	need_pkg meson meson
+	need_pkg ninja ninja-build
+	need_pkg pkg-config pkg-config
+	dpkg -s liburing-dev >/dev/null 2>&1 ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liburing-dev >/dev/null; }
+	log "building libfuse's memfs_ll in $dir (once)"
+	rm -rf "$dir" && mkdir -p "$dir"
+	tar -xzf "$tarball" -C "$dir" --strip-components=1
+	(cd "$dir" && meson setup build -Denable-io-uring=true -Dutils=false -Dtests=false -Duseroot=false &&
+		ninja -C build) >"$dir.build.log" 2>&1 || die "memfs_ll build failed, see $dir.build.log"
+}
+setup_ceiling() { # OPTS
+	"$MEMFS_LL" -f -o "$1" "$MNT" >>"$LOGS/memfs_ll.log" 2>&1 &
+	CEIL_PID=$!
+	MOUNTED+=("$MNT")
+	local i
+	for i in $(seq 100); do
+		grep -q " $MNT fuse" /proc/mounts && return
+		kill -0 "$CEIL_PID" 2>/dev/null || die "memfs_ll -o $1 exited before mounting (log: $LOGS/memfs_ll.log)"
+		sleep 0.1
+	done
+	die "memfs_ll not mounted at $MNT after 10 s"
+}
+teardown_ceiling() {
+	unmount "$MNT"
+	wait "$CEIL_PID" 2>/dev/null || true
+	CEIL_PID=""
+}
+setup_fuse-ceiling() { setup_ceiling no_timeout,writeback_cache,allow_other; }
+setup_fuse-ceiling-dio() { setup_ceiling no_timeout,fuse_dio,allow_other; }
+teardown_fuse-ceiling() { teardown_ceiling; }
+teardown_fuse-ceiling-dio() { teardown_ceiling; }
+mem_fuse-ceiling() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$CEIL_PID/status"; }
+mem_fuse-ceiling-dio() { mem_fuse-ceiling; }
+
 rss_zsfs() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$ZSFS_PID/status"; }
 hwm_zsfs() { awk '/^VmHWM:/ { print $2 * 1024 }' "/proc/$ZSFS_PID/status"; }
 ctl() { # NAME: a counter from the control file ("name value" lines)
@@ -490,6 +547,15 @@ suite_fio() { # COMPRESS
 		settle
 		if r=$(fio_run "seqr$sfx" seq-read.fio SIZE=$SEQ_SIZE DIRECT=$d); then
 			sample "seq_read$sfx" "${r%% *}"
+			if [ $d = 0 ]; then
+				# The same file read again, as a build rereads its
+				# headers: the page cache has it, if a new open keeps it.
+				local t0 bytes
+				bytes=$(stat -c %s "$MNT/seq.dat")
+				t0=$(now)
+				cat "$MNT/seq.dat" >/dev/null
+				sample "reread_c$c" "$(calc "$bytes / 1e6 / $(since "$t0")")"
+			fi
 		fi
 		rm -f "$MNT/seq.dat" || note "rm seq.dat failed on $CUR_TARGET"
 		settle
