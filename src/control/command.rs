@@ -101,6 +101,7 @@ impl Command {
                 options: opts.to_string(),
                 check: true,
             }),
+            ["remount", "check"] => bad("remount check of no options".into()),
             ["remount", opts] => Ok(Command::Remount {
                 options: opts.to_string(),
                 check: false,
