@@ -45,10 +45,10 @@ use crate::config::{CacheMode, Config};
 use crate::fs::{self, Attr, Caller, FileKind, Fs, SetAttr, TimeSet, CONTROL_INO};
 use crate::sys::mountinfo;
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -979,6 +979,46 @@ impl Filesystem for ZsfsFuse {
             self.invalidate_attrs(ino.0);
         }
         Self::empty(r, reply);
+    }
+
+    /// What we rely on from the kernel (fs/fuse/file.c,
+    /// __fuse_copy_file_range; vfs_copy_file_range before it): the VFS has
+    /// cut `len` at the source's end and refused overlapping ranges of one
+    /// file (generic_copy_file_checks); under the writeback cache both
+    /// ranges were written back (fuse_writeback_range) before this request,
+    /// so we copy current data, and afterwards the kernel drops the
+    /// destination's cached pages over the range (truncate_inode_pages_range)
+    /// and updates its size and mtime. The reply goes straight to the
+    /// caller, so ENOSPC needs none of the writeback-cache deferral of
+    /// `write`. file_modified() leaves setuid/setgid to us under
+    /// KILLPRIV_V2 (fuse_setattr drops ATTR_KILL_*), so a caller other than
+    /// root drops them as a direct write does.
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let kill = (req.uid() != 0).then(|| killer(req));
+        match self
+            .fs()
+            .copy_range(ino_in.0, offset_in, ino_out.0, offset_out, len, kill)
+        {
+            Ok((n, killed)) => {
+                if killed {
+                    self.invalidate_attrs(ino_out.0);
+                }
+                reply.written(n as u32);
+            }
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn poll(

@@ -52,9 +52,15 @@
 //!   or reused handle.
 //! * Every slot is reachable from its home without crossing an empty slot.
 //!
-//! Meta is read without the shard lock only by `release`, to learn the key
-//! of a handle the caller holds a reference to (so `refs > 0` and the key is
-//! stable), or to see `refs == 0` for an object the index never had.
+//! * A reference is taken by `lookup` (a block with equal content) or by
+//!   `share` (a copy of a block, `copy_file_range`): both under the shard
+//!   lock, and `share` only for a handle its caller already holds a
+//!   reference to, so it never revives a freed object.
+//!
+//! Meta is read without the shard lock only by `release` and `share`, to
+//! learn the key of a handle the caller holds a reference to (so `refs > 0`
+//! and the key is stable), or to see `refs == 0` for an object the index
+//! never had.
 
 use crate::pool::{Handle, Pool};
 use parking_lot::Mutex;
@@ -364,6 +370,28 @@ impl Dedup {
         meta.store(u64::from(key.0) << 32 | 1, Ordering::Release);
         let delta = shard.insert(slot_of(key, h));
         self.account(delta);
+    }
+
+    /// Take one more reference to `h`, which the caller holds a reference
+    /// to (so it is indexed exactly when its refs are above 0, and cannot
+    /// leave the index meanwhile). False when it is not indexed or its count
+    /// is saturated: the caller then stores a copy instead. Under the shard
+    /// lock, because `release` decrements with a load and a store under it.
+    pub(crate) fn share(&self, h: Handle) -> bool {
+        let Some(meta) = self.meta.get(h) else {
+            return false;
+        };
+        let v = meta.load(Ordering::Acquire);
+        if v & REFS_MASK == 0 {
+            return false;
+        }
+        let _shard = self.shard(Key((v >> 32) as u32)).lock();
+        let v = meta.load(Ordering::Acquire);
+        if v & REFS_MASK == 0 || v & REFS_MASK == REFS_MASK {
+            return false;
+        }
+        meta.store(v + 1, Ordering::Release);
+        true
     }
 
     /// Drop one reference to `h`.

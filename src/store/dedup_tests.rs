@@ -192,11 +192,84 @@ fn shared_objects_survive_writeback_and_read_back() {
     );
 }
 
+/// `share` takes a reference without compressing or allocating: the pool
+/// and compr_data_size stay as they were, dedup_pages and the logical
+/// counters grow, and each copy outlives the other's free. Written-back
+/// objects are shared without being read in.
+#[test]
+fn share_takes_a_reference_and_each_copy_outlives_the_other() {
+    let (s, _dir) = backed_store(None);
+    for c in [1, 5, 0] {
+        let a = s.put(&content(c)).unwrap();
+        let before = (s.pool_stats().objects, s.stats().compr_data_size);
+        let orig = s.stats().orig_data_size;
+        let b = s.share(&a).unwrap();
+        assert_eq!(a, b, "content {c}: the copy names the same object");
+        assert_eq!(
+            (s.pool_stats().objects, s.stats().compr_data_size),
+            before,
+            "content {c}: no new pool memory"
+        );
+        assert_eq!(s.stats().orig_data_size, orig + BS as u64);
+        if c != 0 {
+            assert_eq!(s.refs(&a), 2);
+            assert_eq!(s.stats().dedup_pages, 1);
+        }
+        s.debug_check_quiescent();
+        s.free(a);
+        assert_eq!(
+            read(&s, &b),
+            content(c),
+            "content {c}: the copy still reads"
+        );
+        s.debug_check_quiescent();
+        s.free(b);
+        s.debug_check_quiescent();
+        assert_eq!(s.pool_stats().objects, 0);
+    }
+    let a = s.put(&content(2)).unwrap();
+    s.pool().writeback(WritebackRequest::All).unwrap();
+    let reads = s.pool_stats().bd_reads;
+    let b = s.share(&a).unwrap();
+    assert_eq!(s.pool_stats().bd_reads, reads, "sharing reads nothing");
+    assert_eq!((a, s.refs(&a)), (b, 2));
+    s.free(b);
+    assert_eq!(read(&s, &a), content(2));
+    s.free(a);
+    s.debug_check_quiescent();
+    assert_eq!(s.pool_stats().disk_objects, 0);
+}
+
+/// Without dedup there is no reference count: `share` stores a copy, and
+/// freeing either leaves the other intact.
+#[test]
+fn share_without_dedup_stores_a_copy() {
+    let s = Store::with_pool_dedup(BS, Pool::new(pool_config(BS)), false);
+    assert!(!s.shares_objects());
+    let a = s.put(&content(4)).unwrap();
+    let b = s.share(&a).unwrap();
+    assert_ne!(handle(&a), handle(&b));
+    assert_eq!(s.pool_stats().objects, 2);
+    s.debug_check_quiescent();
+    s.free(a);
+    assert_eq!(read(&s, &b), content(4));
+    s.free(b);
+    assert_eq!(s.pool_stats().objects, 0);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    Put { slot: usize, content: usize },
+    Put {
+        slot: usize,
+        content: usize,
+    },
     Free(usize),
     Get(usize),
+    /// Slot `to` becomes a copy of slot `from` through `share`.
+    Share {
+        from: usize,
+        to: usize,
+    },
     Compact,
     Writeback(WritebackRequest),
 }
@@ -206,6 +279,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (0..24usize, 0..CONTENTS).prop_map(|(slot, content)| Op::Put { slot, content }),
         4 => (0..24usize).prop_map(Op::Free),
         4 => (0..24usize).prop_map(Op::Get),
+        3 => (0..24usize, 0..24usize).prop_map(|(from, to)| Op::Share { from, to }),
         1 => Just(Op::Compact),
         1 => prop_oneof![
             Just(WritebackRequest::All),
@@ -220,8 +294,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// Random puts (overwrites free the old block after the new put, as the
-    /// fs does), frees, gets, compaction and writeback against a model of
-    /// slot -> content. After every step the invariants hold; at the end
+    /// fs does), shares (a slot copied into another), frees, gets,
+    /// compaction and writeback against a model of slot -> content. After every step the invariants hold; at the end
     /// every object's reference count is the number of live blocks naming
     /// it, and without writeback each content has exactly one object.
     #[test]
@@ -245,6 +319,14 @@ proptest! {
                 Op::Get(slot) => {
                     if let Some((c, b)) = model.get(&slot) {
                         prop_assert_eq!(read(&s, b), content(*c));
+                    }
+                }
+                Op::Share { from, to } => {
+                    if let Some(&(c, b)) = model.get(&from) {
+                        let copy = s.share(&b).unwrap();
+                        if let Some((_, old)) = model.insert(to, (c, copy)) {
+                            s.free(old);
+                        }
                     }
                 }
                 Op::Compact => drop(s.pool().compact()),

@@ -19,6 +19,9 @@
 //! and takes a reference, without compressing or allocating. `free` drops a
 //! reference; the last one frees the object. Two blocks with equal handles
 //! are therefore normal, and `Block` stays a plain `Copy` value.
+//! [`Store::share`] takes such a reference for a block already held (a copy
+//! of a file range), so a copy costs neither pool memory nor compression;
+//! without dedup it stores a copy of the block (see there why).
 //!
 //! Counters: `orig_data_size`, `same_pages`, `huge_pages` and
 //! `compressed_pages` count blocks (logical); `compr_data_size` counts each
@@ -390,6 +393,53 @@ impl Store {
         }
         self.compr_data_size.fetch_sub(n, Ordering::Relaxed);
         self.pool.free(h);
+    }
+
+    /// Another block with `block`'s content, for a copy (`copy_file_range`)
+    /// that shares objects instead of decompressing and compressing again.
+    /// The caller holds `block` (so its object is alive) and owns the result
+    /// as one more block: `free` it like any other.
+    ///
+    /// * Same-filled: the byte again, nothing in the pool.
+    /// * An object in the dedup index (every object with `dedup=on`, in
+    ///   memory or written back): one more reference, no pool memory, no
+    ///   compression, no read. Counted as a dedup hit (`dedup_pages`).
+    /// * Otherwise (`dedup=off`, or a count at its 2^32 - 1 ceiling): the
+    ///   block is read and stored again, a copy of its own. Registering
+    ///   objects in an index that `dedup=off` promised not to keep would
+    ///   change what that option means; callers that care (the fs core)
+    ///   ask [`Store::shares_objects`] and copy bytes outside their locks.
+    pub fn share(&self, block: &Block) -> Result<Block, StoreError> {
+        let h = match *block {
+            Block::Same(b) => {
+                self.same_pages.fetch_add(1, Ordering::Relaxed);
+                self.orig_data_size
+                    .fetch_add(self.block_size as u64, Ordering::Relaxed);
+                return Ok(Block::Same(b));
+            }
+            Block::Lz4(h) | Block::Raw(h) => h,
+        };
+        if self.dedup.as_ref().is_some_and(|d| d.share(h)) {
+            let len = self.pool.object_len(h) as u64;
+            self.dedup_pages.fetch_add(1, Ordering::Relaxed);
+            self.dedup_data_size.fetch_add(len, Ordering::Relaxed);
+            self.orig_data_size
+                .fetch_add(self.block_size as u64, Ordering::Relaxed);
+            match block {
+                Block::Raw(_) => self.huge_pages.fetch_add(1, Ordering::Relaxed),
+                _ => self.compressed_pages.fetch_add(1, Ordering::Relaxed),
+            };
+            return Ok(*block);
+        }
+        let mut buf = vec![0u8; self.block_size];
+        self.get(block, &mut buf)?;
+        self.put(&buf)
+    }
+
+    /// Whether [`Store::share`] takes references (dedup on) rather than
+    /// storing copies.
+    pub fn shares_objects(&self) -> bool {
+        self.dedup.is_some()
     }
 
     /// Blocks naming the object of `block` (1 without dedup; 0 for same-filled).
