@@ -186,15 +186,39 @@ fn truncate_sparse_fallocate_and_seek() {
         md.blocks()
     );
     let fd = f.as_raw_fd();
+    // With the page cache the kernel answers SEEK_DATA/SEEK_HOLE itself
+    // (it may hold dirty data zsfs has not seen, so zsfs never answers
+    // there): all data, no hole, never past the tail. The exact answers are
+    // zsfs's under cache=none, checked below.
     // SAFETY: fd is open for the duration of these calls.
     unsafe {
-        assert_eq!(
-            libc::lseek(fd, 0, libc::SEEK_DATA),
-            (100 << 20) / 4096 * 4096
-        );
-        assert_eq!(libc::lseek(fd, 0, libc::SEEK_HOLE), 0);
+        assert!(libc::lseek(fd, 0, libc::SEEK_DATA) <= (100 << 20));
+        assert!(libc::lseek(fd, 0, libc::SEEK_HOLE) >= (100 << 20) + 4);
         assert_eq!(libc::lseek(fd, (100 << 20) + 4, libc::SEEK_DATA), -1);
         assert_eq!(errno(), libc::ENXIO);
+    }
+    {
+        let n = MountGuard::new("cache=none");
+        let p = n.path().join("sparse");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.write_all_at(b"tail", 100 << 20).unwrap();
+        let fd = f.as_raw_fd();
+        // SAFETY: fd is open for the duration of these calls.
+        unsafe {
+            assert_eq!(
+                libc::lseek(fd, 0, libc::SEEK_DATA),
+                (100 << 20) / 4096 * 4096
+            );
+            assert_eq!(libc::lseek(fd, 0, libc::SEEK_HOLE), 0);
+            assert_eq!(libc::lseek(fd, (100 << 20) + 4, libc::SEEK_DATA), -1);
+            assert_eq!(errno(), libc::ENXIO);
+        }
     }
     // Truncate down and up: the old tail reads as zeros.
     f.set_len(10).unwrap();

@@ -379,6 +379,15 @@ fn check_name(name: &[u8]) -> FsResult<()> {
     Ok(())
 }
 
+/// A file's data changed: new mtime and ctime, and setuid/setgid dropped
+/// for `kill` as a write does. Returns whether the mode changed.
+fn data_changed(i: &mut Inner, kill: Option<Killer>) -> bool {
+    let t = now();
+    i.mtime = t;
+    i.ctime = t;
+    kill.is_some_and(|k| clear_suidgid(i, &k))
+}
+
 /// Drop setuid/setgid as [`Killer`] says; returns whether anything was
 /// cleared.
 fn clear_suidgid(i: &mut Inner, who: &Killer) -> bool {
@@ -1332,15 +1341,7 @@ impl Fs {
                 Err(Errno(libc::EINVAL))
             }
         };
-        let mut killed = false;
-        if r.is_ok() {
-            let t = now();
-            i.mtime = t;
-            i.ctime = t;
-            if let Some(k) = kill_privs {
-                killed = clear_suidgid(&mut i, &k);
-            }
-        }
+        let killed = r.is_ok() && data_changed(&mut i, kill_privs);
         drop(i);
         for b in old {
             cx.store.free(b);
@@ -1524,15 +1525,7 @@ impl Fs {
                 Err(Errno(libc::EINVAL))
             }
         };
-        let mut killed = false;
-        if matches!(r, Ok(k) if k > 0) {
-            let t = now();
-            i.mtime = t;
-            i.ctime = t;
-            if let Some(k) = kill_privs {
-                killed = clear_suidgid(&mut i, &k);
-            }
-        }
+        let killed = matches!(r, Ok(k) if k > 0) && data_changed(&mut i, kill_privs);
         drop(i);
         for b in old {
             cx.store.free(b);
