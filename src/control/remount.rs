@@ -132,7 +132,10 @@ fn send(control: &Path, cmd: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot open {}: {e}", control.display()))?;
     match f.write_all(format!("{cmd}\n").as_bytes()) {
         Ok(()) => Ok(()),
-        Err(e) => Err(last_error(control).unwrap_or_else(|| e.to_string())),
+        // The daemon says "remount: why"; the caller says remount already.
+        Err(e) => Err(last_error(control)
+            .map(|why| why.trim_start_matches("remount: ").to_string())
+            .unwrap_or_else(|| e.to_string())),
     }
 }
 
