@@ -123,6 +123,12 @@ pub struct ZsfsFuse {
     enospc: Mutex<std::collections::HashSet<u64>>,
     /// Inodes whose page cache may hold data we refused (see `open_flags`).
     cache_untrusted: Mutex<std::collections::HashSet<u64>>,
+    /// `cache=none`: inodes the kernel holds page-cache pages of (see
+    /// `keep_mapping_coherent`).
+    mapped: Mutex<std::collections::HashSet<u64>>,
+    /// Request threads inside a page-cache store now, kept below `threads`.
+    storing: std::sync::atomic::AtomicUsize,
+    threads: usize,
     /// Set once the session exists; used to invalidate cached attributes.
     notifier: Arc<OnceLock<Notifier>>,
     /// The mount's backing-device name ("0:39", from mountinfo), whose
@@ -242,6 +248,9 @@ impl ZsfsFuse {
             next_fh: AtomicU64::new(1),
             enospc: Mutex::new(Default::default()),
             cache_untrusted: Mutex::new(Default::default()),
+            mapped: Mutex::new(Default::default()),
+            storing: std::sync::atomic::AtomicUsize::new(0),
+            threads: config.threads.max(1),
             notifier: Arc::new(OnceLock::new()),
             bdi: Arc::new(OnceLock::new()),
             readahead_done: std::sync::atomic::AtomicBool::new(false),
@@ -315,6 +324,38 @@ impl ZsfsFuse {
                 log::debug!("inval_inode({ino}): {e}");
             }
         }
+    }
+
+    /// `cache=none` serves reads and writes directly, but a shared mapping
+    /// still goes through the page cache (FUSE_DIRECT_IO_ALLOW_MMAP), and the
+    /// kernel does not keep the two coherent: a direct write leaves a cached
+    /// page of the same range as it was, and when that page is dirty the
+    /// kernel's laundering after the write sends it back over the new bytes
+    /// (xfstests generic/346, traced: fault READ, direct WRITE, then the
+    /// page's WRITE from before it). So after a direct write to an inode
+    /// with cached pages, the written bytes are stored into those pages
+    /// (FUSE_NOTIFY_STORE) before the write is answered: the page then
+    /// carries them, whatever is written back later.
+    ///
+    /// Only the page cache fills READs without a lock owner (direct READs
+    /// always carry one, fuse_send_read), which is how an inode gets into
+    /// `mapped`; its pages go with the inode, when the kernel forgets it.
+    /// The store locks each page, and a page being faulted in stays locked
+    /// until another request thread answers its READ: so at most
+    /// `threads - 1` threads store at once and one is always free to answer
+    /// (with `threads=1`, no store, and the race stays).
+    fn keep_mapping_coherent(&self, ino: u64, offset: u64, data: &[u8]) {
+        if data.is_empty() || !self.mapped.lock().contains(&ino) {
+            return;
+        }
+        let Some(n) = self.notifier.get() else { return };
+        // Relaxed: a count of threads, guarding nothing but itself.
+        if self.storing.fetch_add(1, Ordering::Relaxed) + 1 < self.threads {
+            if let Err(e) = n.store(INodeNo(ino), offset, data) {
+                log::debug!("store into the page cache of inode {ino}: {e}");
+            }
+        }
+        self.storing.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The filesystem core (for tests and the control file).
@@ -437,6 +478,10 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if self.cache == CacheMode::None {
+            // The kernel forgets an inode once it evicted it, pages and all.
+            self.mapped.lock().remove(&ino.0);
+        }
         self.fs().forget(ino.0, nlookup);
     }
 
@@ -641,9 +686,12 @@ impl Filesystem for ZsfsFuse {
         offset: u64,
         size: u32,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if self.cache == CacheMode::None && lock_owner.is_none() && ino.0 != CONTROL_INO {
+            self.mapped.lock().insert(ino.0); // a page-cache fill: see keep_mapping_coherent
+        }
         if ino.0 == CONTROL_INO {
             let mut map = self.control.lock();
             let snap = map.entry(fh.0).or_default();
@@ -711,6 +759,9 @@ impl Filesystem for ZsfsFuse {
             .fs()
             .write_killing_privs(ino.0, offset, data, kill_privs)
             .map(|(n, killed)| {
+                if self.cache == CacheMode::None && !from_cache {
+                    self.keep_mapping_coherent(ino.0, offset, &data[..n]);
+                }
                 if killed {
                     // A write reply carries no attributes: without this the
                     // kernel keeps showing (and executing with) the old mode.
