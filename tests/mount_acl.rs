@@ -201,3 +201,48 @@ fn cp_a_keeps_acls() {
     assert_eq!(tree("back"), a);
     m.unmount_clean();
 }
+
+#[test]
+fn acl_xattr_errors_are_tmpfs_ones() {
+    let Some(m) = setup() else { return };
+    let f = m.path().join("f");
+    fs::write(&f, b"x").unwrap();
+    let path = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
+    let errno = |rc: libc::c_int| {
+        if rc == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap()
+        }
+    };
+    // u::rw-,g::r--,o::r--: the kernel's format (version 2, 8-byte entries).
+    let mut minimal = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(1u16, 6u16), (4, 4), (0x20, 4)] {
+        minimal.extend_from_slice(&tag.to_le_bytes());
+        minimal.extend_from_slice(&perm.to_le_bytes());
+        minimal.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    let set = |name: &std::ffi::CStr, v: &[u8]| {
+        // SAFETY: valid C strings and a buffer of v.len() bytes.
+        errno(unsafe {
+            libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0)
+        })
+    };
+    let remove = |name: &std::ffi::CStr| {
+        // SAFETY: valid C strings.
+        errno(unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) })
+    };
+    // As tmpfs (simple_set_acl): removing an ACL that is not there succeeds.
+    assert_eq!(remove(c"system.posix_acl_access"), 0);
+    assert_eq!(remove(c"system.posix_acl_default"), 0);
+    // A default ACL only on directories (vfs_set_acl).
+    assert_eq!(set(c"system.posix_acl_default", &minimal), libc::EACCES);
+    assert_eq!(set(c"system.posix_acl_access", b"junk"), libc::EOPNOTSUPP);
+    // An ACL the mode bits express is not stored.
+    assert_eq!(set(c"system.posix_acl_access", &minimal), 0);
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C string and buffer.
+    let n = unsafe { libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(n, 0, "no xattr listed");
+    m.unmount_clean();
+}
