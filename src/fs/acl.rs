@@ -22,6 +22,9 @@
 //! * `fuse_setattr` (fs/fuse/dir.c) never calls `posix_acl_chmod`; it only
 //!   forgets the cached ACLs after a SETATTR "since the filesystem may have
 //!   updated acl xattrs". So chmod's rewrite of the ACL is ours too.
+//! * Seen on Linux 6.18 (RUST_LOG=debug): `setfacl -m` sends GETXATTR and
+//!   SETXATTR and no SETATTR of the mode; `chmod` of a file with an ACL
+//!   sends SETATTR only, and the next getfacl reads the ACL back from us.
 //! * `vfs_set_acl` (fs/posix_acl.c) refuses a default ACL on a
 //!   non-directory (EACCES) and validates the value (`posix_acl_from_xattr`,
 //!   `posix_acl_valid`) before the filesystem sees it; we check again
