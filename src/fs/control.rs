@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(root.get_u64("logical_bytes"), Some(16384 + 4096));
         assert_eq!(root.get_u64("stored_bytes"), Some(sa));
         // Read-only, and not listed among real attributes.
-        assert!(fs.setxattr(a.ino, b"zsfs.usage", b"x", 0).is_err());
+        assert!(fs.setxattr(a.ino, b"zsfs.usage", b"x", 0, None).is_err());
         assert!(!fs
             .listxattr(a.ino)
             .unwrap()

@@ -8,9 +8,16 @@
 //! (mode bits, sticky directories, who may chmod/chown/utime) before a
 //! request reaches us, and turns setuid/setgid clearing on write and chown
 //! into a `setattr` of the mode. The core does what the kernel leaves to the
-//! filesystem: ownership of new inodes (setgid directories), name and size
-//! limits, link counts, rename rules, timestamps, xattr namespaces, space and
-//! inode limits.
+//! filesystem: ownership of new inodes (setgid directories), the umask or a
+//! parent's default ACL on create, name and size limits, link counts, rename
+//! rules, timestamps, xattr namespaces, space and inode limits.
+//!
+//! # POSIX ACLs
+//! The kernel checks them (FUSE_POSIX_ACL) and reads and writes them as the
+//! xattrs `system.posix_acl_access`/`_default`, stored here with the others.
+//! What it leaves to us (see `acl.rs`, which names the kernel code): the mode
+//! an access ACL implies, not storing an ACL the mode says all of, chmod's
+//! rewrite of the ACL, and a parent's default ACL on create.
 //!
 //! # Inode lifetime
 //! An inode lives while it has a link (`nlink > 0`) or the kernel holds a
@@ -38,6 +45,7 @@
 //!   drops it, then installs them under the destination's (`copy_range`).
 //!   The references, not a lock, keep the objects alive in between.
 
+mod acl;
 mod control;
 mod dir;
 pub(crate) mod file;
@@ -643,6 +651,11 @@ impl Fs {
         }
         if let Some(mode) = s.mode {
             i.perm = (mode & 0o7777) as u16;
+            // posix_acl_chmod: the kernel leaves it to us (acl.rs).
+            if let Some(mut a) = stored_acl(&i, acl::Kind::Access) {
+                a.chmod_masq(mode);
+                put_xattr(&mut i, acl::ACCESS, Some(&a.encode()))?;
+            }
             changed = true;
         }
         if let Some(uid) = s.uid {
@@ -689,13 +702,17 @@ impl Fs {
             .is_ok()
     }
 
-    /// Create a node of `kind` named `name` in `parent`.
+    /// Create a node of `kind` named `name` in `parent`, with `mode` less
+    /// `umask`, or, if the parent has a default ACL, with what that ACL
+    /// gives instead (posix_acl_create; symlinks take neither).
+    #[allow(clippy::too_many_arguments)]
     fn create_node(
         &self,
         parent: Ino,
         name: &[u8],
         kind: FileKind,
         mode: u32,
+        umask: u32,
         caller: Caller,
         content: Content,
     ) -> FsResult<Attr> {
@@ -705,6 +722,20 @@ impl Fs {
         if pi.nlink == 0 {
             return err(libc::ENOENT);
         }
+        let mut xattrs = Xattrs::new();
+        let mode = match stored_acl(&pi, acl::Kind::Default) {
+            Some(d) if kind != FileKind::Symlink => {
+                let h = acl::inherit(&d, mode, kind == FileKind::Dir);
+                if let Some(a) = h.access {
+                    xattrs.push((acl::ACCESS.into(), a.encode().into()));
+                }
+                if let Some(d) = h.default {
+                    xattrs.push((acl::DEFAULT.into(), d.encode().into()));
+                }
+                h.mode
+            }
+            _ => mode & !umask,
+        };
         let (pgid, psgid) = (pi.gid, pi.perm & libc::S_ISGID as u16 != 0);
         let Content::Dir(d) = &mut pi.content else {
             return err(libc::ENOTDIR);
@@ -741,7 +772,7 @@ impl Fs {
             mtime: t,
             ctime: t,
             crtime: t,
-            xattrs: Vec::new(),
+            xattrs,
             content,
             gone: false,
         };
@@ -778,7 +809,7 @@ impl Fs {
             FileKind::CharDev | FileKind::BlockDev => Content::Special { rdev },
             FileKind::Fifo | FileKind::Socket => Content::Special { rdev: 0 },
         };
-        self.create_node(parent, name, kind, mode & !umask, caller, content)
+        self.create_node(parent, name, kind, mode, umask, caller, content)
     }
 
     pub fn mkdir(
@@ -793,7 +824,8 @@ impl Fs {
             parent,
             name,
             FileKind::Dir,
-            mode & !umask & 0o7777,
+            mode & 0o7777,
+            umask,
             caller,
             Content::Dir(Dir::new(parent)),
         )
@@ -817,6 +849,7 @@ impl Fs {
             name,
             FileKind::Symlink,
             0o777,
+            0,
             caller,
             Content::Symlink(target.into()),
         )
@@ -1713,7 +1746,8 @@ impl Fs {
         }
         let ok = [b"user.".as_slice(), b"trusted.", b"security."]
             .iter()
-            .any(|p| name.len() > p.len() && name.starts_with(p));
+            .any(|p| name.len() > p.len() && name.starts_with(p))
+            || acl::Kind::of(name).is_some();
         if ok {
             Ok(())
         } else {
@@ -1721,8 +1755,16 @@ impl Fs {
         }
     }
 
-    /// setxattr with XATTR_CREATE / XATTR_REPLACE semantics.
-    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], flags: i32) -> FsResult<()> {
+    /// setxattr with XATTR_CREATE / XATTR_REPLACE semantics. `who` is the
+    /// caller, for an access ACL's setgid rule (None: privileged).
+    pub fn setxattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+        who: Option<Killer>,
+    ) -> FsResult<()> {
         Self::xattr_ns_ok(name)?;
         if value.len() > XATTR_SIZE_MAX {
             return err(libc::E2BIG);
@@ -1732,6 +1774,9 @@ impl Fs {
         }
         let n = self.get(ino)?;
         let mut i = n.inner.write();
+        if let Some(kind) = acl::Kind::of(name) {
+            return set_acl(n.kind, &mut i, kind, value, who);
+        }
         let pos = i.xattrs.iter().position(|(k, _)| &**k == name);
         if flags & libc::XATTR_CREATE != 0 && pos.is_some() {
             return err(libc::EEXIST);
@@ -1739,20 +1784,7 @@ impl Fs {
         if flags & libc::XATTR_REPLACE != 0 && pos.is_none() {
             return err(libc::ENODATA);
         }
-        let total: usize = i
-            .xattrs
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| Some(*j) != pos)
-            .map(|(_, (k, v))| k.len() + v.len())
-            .sum();
-        if total + name.len() + value.len() > XATTR_INODE_MAX {
-            return err(libc::ENOSPC);
-        }
-        match pos {
-            Some(j) => i.xattrs[j].1 = value.into(),
-            None => i.xattrs.push((name.into(), value.into())),
-        }
+        put_xattr(&mut i, name, Some(value))?;
         i.ctime = now();
         Ok(())
     }
@@ -1789,6 +1821,17 @@ impl Fs {
         Self::xattr_ns_ok(name)?;
         let n = self.get(ino)?;
         let mut i = n.inner.write();
+        if acl::Kind::of(name).is_some() {
+            // Removing an ACL that is not there succeeds on tmpfs
+            // (simple_set_acl with NULL), and the kernel passes our answer
+            // through (fuse_set_acl -> fuse_removexattr).
+            if ino == CONTROL_INO {
+                return err(libc::EPERM);
+            }
+            put_xattr(&mut i, name, None)?;
+            i.ctime = now();
+            return Ok(());
+        }
         let pos = i
             .xattrs
             .iter()
@@ -1798,6 +1841,90 @@ impl Fs {
         i.ctime = now();
         Ok(())
     }
+}
+
+/// Store (`Some`) or drop (`None`) one xattr, within the inode's budget.
+fn put_xattr(i: &mut Inner, name: &[u8], value: Option<&[u8]>) -> FsResult<()> {
+    let pos = i.xattrs.iter().position(|(k, _)| &**k == name);
+    let Some(value) = value else {
+        if let Some(j) = pos {
+            i.xattrs.swap_remove(j);
+        }
+        return Ok(());
+    };
+    let total: usize = i
+        .xattrs
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| Some(*j) != pos)
+        .map(|(_, (k, v))| k.len() + v.len())
+        .sum();
+    if total + name.len() + value.len() > XATTR_INODE_MAX {
+        return err(libc::ENOSPC);
+    }
+    match pos {
+        Some(j) => i.xattrs[j].1 = value.into(),
+        None => i.xattrs.push((name.into(), value.into())),
+    }
+    Ok(())
+}
+
+/// One of an inode's ACLs, if it has it (stored values are valid: only
+/// `set_acl` and `create_node` write them).
+fn stored_acl(i: &Inner, kind: acl::Kind) -> Option<acl::Acl> {
+    let name = match kind {
+        acl::Kind::Access => acl::ACCESS,
+        acl::Kind::Default => acl::DEFAULT,
+    };
+    let (_, v) = i.xattrs.iter().find(|(k, _)| &**k == name)?;
+    acl::Acl::decode(v).ok().flatten()
+}
+
+/// SETXATTR of an ACL: what the kernel's set_acl path leaves to the
+/// filesystem (`acl.rs`). The value is checked again, stored in canonical
+/// form, and an access ACL sets the mode (`posix_acl_update_mode`): rwx
+/// from the ACL, setgid dropped for a caller outside the group without
+/// CAP_FSETID, and nothing stored when the mode bits say it all. XATTR
+/// flags do not apply (the kernel always sends 0; tmpfs ignores them).
+fn set_acl(
+    kind: FileKind,
+    i: &mut Inner,
+    which: acl::Kind,
+    value: &[u8],
+    who: Option<Killer>,
+) -> FsResult<()> {
+    if kind == FileKind::Symlink {
+        return err(libc::EOPNOTSUPP);
+    }
+    let a = acl::Acl::decode(value).map_err(Errno)?;
+    match which {
+        acl::Kind::Default => {
+            // vfs_set_acl: a default ACL only on directories; removing
+            // one elsewhere is a no-op.
+            if kind != FileKind::Dir && a.is_some() {
+                return err(libc::EACCES);
+            }
+            let v = a.map(|a| a.encode());
+            put_xattr(i, acl::DEFAULT, v.as_deref())?;
+        }
+        acl::Kind::Access => {
+            let (mode, v) = match &a {
+                Some(a) => {
+                    let (mode, equiv) = a.equiv_mode(u32::from(i.perm));
+                    (mode, (!equiv).then(|| a.encode()))
+                }
+                None => (u32::from(i.perm), None),
+            };
+            put_xattr(i, acl::ACCESS, v.as_deref())?;
+            let mut perm = mode as u16;
+            if a.is_some() && who.is_some_and(|w| !w.keeps_sgid_without_gexec(i.gid)) {
+                perm &= !(libc::S_ISGID as u16);
+            }
+            i.perm = perm;
+        }
+    }
+    i.ctime = now();
+    Ok(())
 }
 
 #[cfg(test)]

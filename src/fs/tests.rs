@@ -220,24 +220,24 @@ fn setattr_xattr_statfs_limits() {
     assert_eq!(fs.statfs().bfree, 7);
     // xattrs
     assert_eq!(fs.getxattr(a.ino, b"user.x").unwrap_err().0, libc::ENODATA);
-    fs.setxattr(a.ino, b"user.x", b"1", 0).unwrap();
+    fs.setxattr(a.ino, b"user.x", b"1", 0, None).unwrap();
     assert_eq!(
-        fs.setxattr(a.ino, b"user.x", b"2", libc::XATTR_CREATE)
+        fs.setxattr(a.ino, b"user.x", b"2", libc::XATTR_CREATE, None)
             .unwrap_err()
             .0,
         libc::EEXIST
     );
     assert_eq!(
-        fs.setxattr(a.ino, b"user.y", b"2", libc::XATTR_REPLACE)
+        fs.setxattr(a.ino, b"user.y", b"2", libc::XATTR_REPLACE, None)
             .unwrap_err()
             .0,
         libc::ENODATA
     );
     assert_eq!(
-        fs.setxattr(a.ino, b"foo.y", b"2", 0).unwrap_err().0,
+        fs.setxattr(a.ino, b"foo.y", b"2", 0, None).unwrap_err().0,
         libc::EOPNOTSUPP
     );
-    fs.setxattr(a.ino, b"trusted.t", b"22", 0).unwrap();
+    fs.setxattr(a.ino, b"trusted.t", b"22", 0, None).unwrap();
     assert_eq!(fs.listxattr(a.ino).unwrap(), b"user.x\0trusted.t\0");
     fs.removexattr(a.ino, b"user.x").unwrap();
     assert_eq!(fs.getxattr(a.ino, b"trusted.t").unwrap(), b"22");
@@ -268,4 +268,211 @@ fn setgid_directory_inherits_group() {
     assert_eq!(f.gid, 1000);
     let s = fs.mkdir(d.ino, b"s", 0o755, 0, other).unwrap();
     assert_eq!((s.gid, s.perm), (1000, 0o2755));
+}
+
+/// An ACL xattr value from (tag, perm, id) triples (the kernel's layout).
+fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    acl::Acl(
+        entries
+            .iter()
+            .map(|&(tag, perm, id)| acl::Entry { tag, perm, id })
+            .collect(),
+    )
+    .encode()
+}
+
+const NOID: u32 = u32::MAX;
+
+/// u::rwx, u:2000:rwx, g::r-x, m::rwx, o::r-x
+fn rich_default() -> Vec<u8> {
+    acl_value(&[
+        (acl::USER_OBJ, 7, NOID),
+        (acl::USER, 7, 2000),
+        (acl::GROUP_OBJ, 5, NOID),
+        (acl::MASK, 7, NOID),
+        (acl::OTHER, 5, NOID),
+    ])
+}
+
+#[test]
+fn default_acl_is_inherited_and_replaces_the_umask() {
+    let fs = new_fs();
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0o022, ME).unwrap();
+    fs.setxattr(d.ino, acl::DEFAULT, &rich_default(), 0, None)
+        .unwrap();
+    // A file created 0666 under umask 077: the default ACL rules and the
+    // umask is ignored; its o::r-x limits other to r--, and the mask is
+    // limited by the group bits of 0666.
+    let f = fs
+        .mknod(d.ino, b"f", libc::S_IFREG | 0o666, 0o077, 0, ME)
+        .unwrap();
+    assert_eq!(f.perm, 0o664);
+    let fa = fs.getxattr(f.ino, acl::ACCESS).unwrap();
+    assert_eq!(
+        fa,
+        acl_value(&[
+            (acl::USER_OBJ, 6, NOID),
+            (acl::USER, 7, 2000),
+            (acl::GROUP_OBJ, 5, NOID),
+            (acl::MASK, 6, NOID),
+            (acl::OTHER, 4, NOID),
+        ])
+    );
+    assert_eq!(
+        fs.getxattr(f.ino, acl::DEFAULT).unwrap_err().0,
+        libc::ENODATA
+    );
+    // A subdirectory gets the access ACL and the default ACL itself.
+    let s = fs.mkdir(d.ino, b"s", 0o777, 0o077, ME).unwrap();
+    assert_eq!(s.perm, 0o775);
+    assert_eq!(fs.getxattr(s.ino, acl::DEFAULT).unwrap(), rich_default());
+    assert!(fs.getxattr(s.ino, acl::ACCESS).is_ok());
+    // ...and passes it on.
+    let g = fs
+        .mknod(s.ino, b"g", libc::S_IFREG | 0o640, 0o077, 0, ME)
+        .unwrap();
+    assert_eq!(g.perm, 0o640);
+    // Symlinks take nothing.
+    let l = fs.symlink(d.ino, b"l", b"f", ME).unwrap();
+    assert_eq!(l.perm, 0o777);
+    assert_eq!(fs.listxattr(l.ino).unwrap(), b"");
+    // Without a default ACL the umask applies, and nothing is stored.
+    let plain = fs
+        .mknod(ROOT_INO, b"p", libc::S_IFREG | 0o666, 0o027, 0, ME)
+        .unwrap();
+    assert_eq!(plain.perm, 0o640);
+    let pd = fs.mkdir(ROOT_INO, b"pd", 0o777, 0o027, ME).unwrap();
+    assert_eq!(pd.perm, 0o750);
+    assert_eq!(fs.listxattr(plain.ino).unwrap(), b"");
+}
+
+#[test]
+fn minimal_default_acl_gives_mode_only() {
+    let fs = new_fs();
+    let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0, ME).unwrap();
+    let min = acl_value(&[
+        (acl::USER_OBJ, 7, NOID),
+        (acl::GROUP_OBJ, 0, NOID),
+        (acl::OTHER, 0, NOID),
+    ]);
+    fs.setxattr(d.ino, acl::DEFAULT, &min, 0, None).unwrap();
+    // umask 0 would give 0666; the default ACL's g::--- o::--- give 0600.
+    let f = fs
+        .mknod(d.ino, b"f", libc::S_IFREG | 0o666, 0, 0, ME)
+        .unwrap();
+    assert_eq!(f.perm, 0o600);
+    assert_eq!(fs.listxattr(f.ino).unwrap(), b"", "equivalent to the mode");
+    let s = fs.mkdir(d.ino, b"s", 0o777, 0, ME).unwrap();
+    assert_eq!(s.perm, 0o700);
+    assert_eq!(fs.listxattr(s.ino).unwrap(), b"system.posix_acl_default\0");
+}
+
+#[test]
+fn access_acl_sets_mode_and_chmod_sets_the_mask() {
+    let fs = new_fs();
+    let a = mkfile(&fs, ROOT_INO, b"a");
+    let named = acl_value(&[
+        (acl::USER_OBJ, 6, NOID),
+        (acl::USER, 4, 2000),
+        (acl::GROUP_OBJ, 4, NOID),
+        (acl::MASK, 5, NOID),
+        (acl::OTHER, 0, NOID),
+    ]);
+    fs.setxattr(a.ino, acl::ACCESS, &named, 0, None).unwrap();
+    assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o650, "group bits = mask");
+    assert_eq!(fs.getxattr(a.ino, acl::ACCESS).unwrap(), named);
+    fs.setattr(
+        a.ino,
+        &SetAttr {
+            mode: Some(0o604),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let after = acl::Acl::decode(&fs.getxattr(a.ino, acl::ACCESS).unwrap())
+        .unwrap()
+        .unwrap();
+    let perms: Vec<u16> = after.0.iter().map(|e| e.perm).collect();
+    assert_eq!(perms, vec![6, 4, 4, 0, 4], "mask from g, g::r-- kept");
+    // An ACL the mode says all of sets the mode and is not stored.
+    let eq = acl_value(&[
+        (acl::USER_OBJ, 7, NOID),
+        (acl::GROUP_OBJ, 5, NOID),
+        (acl::OTHER, 1, NOID),
+    ]);
+    fs.setxattr(a.ino, acl::ACCESS, &eq, 0, None).unwrap();
+    assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o751);
+    assert_eq!(
+        fs.getxattr(a.ino, acl::ACCESS).unwrap_err().0,
+        libc::ENODATA
+    );
+    // Removing a missing ACL succeeds (tmpfs); so does an empty value.
+    fs.removexattr(a.ino, acl::ACCESS).unwrap();
+    fs.setxattr(a.ino, acl::ACCESS, &acl_value(&[]), 0, None)
+        .unwrap();
+}
+
+#[test]
+fn bad_acls_are_refused() {
+    let fs = new_fs();
+    let a = mkfile(&fs, ROOT_INO, b"a");
+    let e = |r: FsResult<()>| r.unwrap_err().0;
+    // Named entry without a mask.
+    let bad = acl_value(&[
+        (acl::USER_OBJ, 6, NOID),
+        (acl::USER, 4, 2000),
+        (acl::GROUP_OBJ, 4, NOID),
+        (acl::OTHER, 0, NOID),
+    ]);
+    assert_eq!(
+        e(fs.setxattr(a.ino, acl::ACCESS, &bad, 0, None)),
+        libc::EINVAL
+    );
+    assert_eq!(
+        e(fs.setxattr(a.ino, acl::ACCESS, b"xy", 0, None)),
+        libc::EINVAL
+    );
+    // A default ACL on a file.
+    assert_eq!(
+        e(fs.setxattr(a.ino, acl::DEFAULT, &rich_default(), 0, None)),
+        libc::EACCES
+    );
+    // Other system.* names stay unsupported.
+    assert_eq!(
+        e(fs.setxattr(a.ino, b"system.foo", b"1", 0, None)),
+        libc::EOPNOTSUPP
+    );
+    assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o644, "mode untouched");
+    assert_eq!(fs.listxattr(a.ino).unwrap(), b"");
+}
+
+#[test]
+fn access_acl_drops_setgid_for_a_caller_outside_the_group() {
+    let fs = new_fs();
+    let a = fs
+        .mknod(ROOT_INO, b"a", libc::S_IFREG | 0o2775, 0, 0, ME)
+        .unwrap();
+    let v = acl_value(&[
+        (acl::USER_OBJ, 7, NOID),
+        (acl::USER, 4, 2000),
+        (acl::GROUP_OBJ, 5, NOID),
+        (acl::MASK, 5, NOID),
+        (acl::OTHER, 5, NOID),
+    ]);
+    let member = Killer {
+        pid: std::process::id(),
+        gid: 1000,
+        privileged: false,
+    };
+    fs.setxattr(a.ino, acl::ACCESS, &v, 0, Some(member))
+        .unwrap();
+    assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o2755);
+    let outsider = Killer {
+        pid: std::process::id(),
+        gid: 4242,
+        privileged: false,
+    };
+    fs.setxattr(a.ino, acl::ACCESS, &v, 0, Some(outsider))
+        .unwrap();
+    assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o755);
 }

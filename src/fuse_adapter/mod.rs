@@ -9,7 +9,10 @@
 //! the kernel then merges small writes into pages and owns mtime/size while
 //! pages are dirty), parallel directory operations, readdirplus, 1 MiB
 //! writes, and for `cache=none` direct I/O on every file with
-//! FUSE_DIRECT_IO_ALLOW_MMAP so shared mmap still works.
+//! FUSE_DIRECT_IO_ALLOW_MMAP so shared mmap still works. POSIX ACLs
+//! (FUSE_POSIX_ACL: the kernel enforces and caches them) with
+//! FUSE_DONT_MASK, so that creates carry the unmasked mode and the umask
+//! apart and the core can apply a default ACL instead (`fs/acl.rs`).
 //!
 //! # Round trips
 //! A synchronous request costs ~25 us on a VM (the idle vCPU halts and the
@@ -441,7 +444,14 @@ impl Filesystem for ZsfsFuse {
             | InitFlags::FUSE_HANDLE_KILLPRIV_V2
             // File handles (open_by_handle_at, NFS export): the kernel
             // looks up "." of a node id it no longer caches.
-            | InitFlags::FUSE_EXPORT_SUPPORT;
+            | InitFlags::FUSE_EXPORT_SUPPORT
+            // ACLs checked by the kernel (process_init_reply sets
+            // fc->posix_acl); DONT_MASK (fc->dont_mask) stops fuse_mknod,
+            // fuse_mkdir and fuse_create_open from applying the umask
+            // themselves, which a parent's default ACL must replace. The
+            // core applies the umask otherwise.
+            | InitFlags::FUSE_POSIX_ACL
+            | InitFlags::FUSE_DONT_MASK;
         match self.cache {
             CacheMode::Auto => want |= InitFlags::FUSE_WRITEBACK_CACHE,
             CacheMode::None => want |= InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
@@ -932,7 +942,7 @@ impl Filesystem for ZsfsFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -941,7 +951,11 @@ impl Filesystem for ZsfsFuse {
         reply: ReplyEmpty,
     ) {
         Self::empty(
-            self.fs().setxattr(ino.0, name.as_bytes(), value, flags),
+            // The caller, for an access ACL's setgid rule: the kernel
+            // would pass it as FUSE_SETXATTR_ACL_KILL_SGID only with
+            // FUSE_SETXATTR_EXT, whose request fuser 0.18 cannot parse.
+            self.fs()
+                .setxattr(ino.0, name.as_bytes(), value, flags, Some(killer(req))),
             reply,
         );
     }
