@@ -266,15 +266,46 @@ struct Dirty {
     buf: Box<[u8]>,
 }
 
+/// A file's block map, boxed and absent while the file has no blocks, so
+/// that an empty file pays 8 bytes for it (a `BTreeMap` is 24). Reads go
+/// through `Deref` to the map (an empty one when absent); `insert` and
+/// `remove` keep "absent when empty".
+#[derive(Default)]
+#[allow(clippy::box_collection)] // the box is the point: 8 bytes when empty
+struct BlockMap(Option<Box<BTreeMap<u64, Block>>>);
+
+static NO_BLOCKS: BTreeMap<u64, Block> = BTreeMap::new();
+
+impl BlockMap {
+    fn insert(&mut self, idx: u64, b: Block) -> Option<Block> {
+        self.0.get_or_insert_with(Default::default).insert(idx, b)
+    }
+    fn remove(&mut self, idx: &u64) -> Option<Block> {
+        let m = self.0.as_mut()?;
+        let b = m.remove(idx);
+        if m.is_empty() {
+            self.0 = None;
+        }
+        b
+    }
+}
+
+impl std::ops::Deref for BlockMap {
+    type Target = BTreeMap<u64, Block>;
+    fn deref(&self) -> &BTreeMap<u64, Block> {
+        self.0.as_deref().unwrap_or(&NO_BLOCKS)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct FileData {
     /// Logical size in bytes. Bytes past it in the last block are zero.
     pub(crate) size: u64,
     /// Present blocks. A block index in `dirty` may also be here (its older
     /// content); the buffer wins. Its space is reserved once either way.
-    blocks: BTreeMap<u64, Block>,
-    /// The write buffer, if any.
-    dirty: Option<Dirty>,
+    blocks: BlockMap,
+    /// The write buffer, if any; boxed, as few files have one at a time.
+    dirty: Option<Box<Dirty>>,
 }
 
 /// Everything a file-data operation needs from the filesystem.
@@ -643,7 +674,7 @@ impl FileData {
                 }
                 return r;
             }
-            self.dirty = Some(Dirty { idx, buf });
+            self.dirty = Some(Box::new(Dirty { idx, buf }));
         }
         let d = self.dirty.as_mut().expect("buffer loaded above");
         d.buf[boff..boff + src.len()].copy_from_slice(src);
