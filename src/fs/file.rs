@@ -364,6 +364,11 @@ impl BlockMap {
             Map::Small(v) => match v.binary_search_by_key(&idx, |e| e.0) {
                 Ok(i) => Some(std::mem::replace(&mut v[i].1, b)),
                 Err(i) if v.len() < SMALL_MAX => {
+                    // Double from one entry: Vec's own first step is four
+                    // (96 bytes), and most files have one or two blocks.
+                    if v.len() == v.capacity() {
+                        v.reserve_exact(v.len().max(1));
+                    }
                     v.insert(i, (idx, b));
                     None
                 }
