@@ -268,7 +268,8 @@ struct Dirty {
 
 /// A file's block map: index -> block, absent (8 bytes, no allocation)
 /// while the file has no blocks. Most files are small: one of up to
-/// `SMALL_MAX` blocks keeps a sorted Vec (24 bytes a block), where a
+/// `SMALL_MAX` blocks keeps a sorted Vec (24 bytes a block, its slack
+/// given back when the file is flushed, e.g. closed), where a
 /// `BTreeMap` would allocate a 288-byte leaf for a single block and fills
 /// its nodes to 6 of 11 when appended to. Past `SMALL_MAX` blocks the map
 /// becomes a B-tree (inserts in the middle stay O(log n)) until the file
@@ -277,9 +278,10 @@ struct Dirty {
 #[derive(Default)]
 struct BlockMap(Option<Box<Map>>);
 
-/// Most blocks a file keeps in a sorted Vec (1.5 KiB of entries at most);
-/// inserting into it moves at most this many entries.
-const SMALL_MAX: usize = 64;
+/// Most blocks a file keeps in a sorted Vec: 24 KiB of entries, 4 MiB of
+/// data at 4 KiB blocks. An insert in the middle moves at most that much,
+/// about a microsecond, less than compressing the block it stores.
+const SMALL_MAX: usize = 1024;
 
 enum Map {
     /// Ascending indexes, at most `SMALL_MAX`.
@@ -380,6 +382,12 @@ impl BlockMap {
                 }
             },
             Map::Tree(t) => t.insert(idx, b),
+        }
+    }
+    /// Give back a small map's spare capacity.
+    fn shrink(&mut self) {
+        if let Some(Map::Small(v)) = self.0.as_deref_mut() {
+            v.shrink_to_fit();
         }
     }
     fn remove(&mut self, idx: &u64) -> Option<Block> {
@@ -490,8 +498,9 @@ impl FileData {
         Ok(())
     }
 
-    /// Compress the write buffer into the store. On failure the buffer is
-    /// kept, so nothing written is lost, and the error is returned.
+    /// Compress the write buffer into the store, and give back the block
+    /// map's spare capacity. On failure the buffer is kept, so nothing
+    /// written is lost, and the error is returned.
     pub(crate) fn flush(&mut self, cx: &Ctx) -> FsResult<()> {
         if let Some(d) = self.dirty.take() {
             if let Err(e) = self.put(cx, d.idx, &d.buf) {
@@ -500,6 +509,7 @@ impl FileData {
             }
             cx.space.give_buffer();
         }
+        self.blocks.shrink();
         Ok(())
     }
 
@@ -980,6 +990,7 @@ mod tests {
     fn block_map_behaves_as_a_btreemap() {
         let mut m = BlockMap::default();
         let mut model = BTreeMap::new();
+        let (mut saw_tree, mut emptied) = (false, false);
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let byte = |b: &Block| match b {
             Block::Same(v) => *v,
@@ -991,13 +1002,18 @@ mod tests {
             x ^= x << 17;
             // Grow for a while, then shrink to nothing, twice.
             let growing = (step / 5000) % 2 == 0;
-            let idx = x % 200;
-            if growing || x % 3 == 0 {
+            let idx = x % (SMALL_MAX as u64 * 3 / 2);
+            if growing {
                 let v = (x >> 32) as u8;
                 let old = m.insert(idx, Block::Same(v)).map(|b| byte(&b));
                 assert_eq!(old, model.insert(idx, v));
             } else {
-                assert_eq!(m.remove(&idx).map(|b| byte(&b)), model.remove(&idx));
+                // Half the removals hit the lowest block, so it empties.
+                let k = match model.keys().next() {
+                    Some(&k) if x % 2 == 0 => k,
+                    _ => idx,
+                };
+                assert_eq!(m.remove(&k).map(|b| byte(&b)), model.remove(&k));
             }
             assert_eq!(m.len(), model.len());
             assert_eq!(m.get(&idx).map(byte), model.get(&idx).copied());
@@ -1009,8 +1025,14 @@ mod tests {
             assert_eq!(next, model.range(idx..).next().map(|(k, _)| *k));
             if model.is_empty() {
                 assert!(m.0.is_none(), "an empty map holds no memory");
+                emptied = true;
+            }
+            saw_tree |= matches!(m.0.as_deref(), Some(Map::Tree(_)));
+            if step % 97 == 0 {
+                m.shrink();
             }
         }
+        assert!(saw_tree && emptied, "both kinds of map and the way back");
         assert!(m.iter().count() == model.len());
     }
 
