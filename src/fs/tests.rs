@@ -506,4 +506,6 @@ fn an_inode_and_its_parts_stay_small() {
     assert!(size_of::<Content>() <= 32, "{sizes:?}");
     assert_eq!(size_of::<Xattrs>(), 8);
     assert!(size_of::<dir::DEnt>() <= 32, "{sizes:?}");
+    // A block map entry is its index and this.
+    assert!(size_of::<crate::store::Block>() <= 8, "{sizes:?}");
 }
