@@ -6,7 +6,7 @@
 //!
 //! * `mem_used_total`: the pages the pool holds for the compressed blocks
 //!   (from the control file).
-//! * 64 B per block: the block map entry (16 B value + 8 B key, in a
+//! * 64 B per block: the block map entry (8 B value + 8 B key, in a
 //!   B-tree with nodes at least half full for files past 1024 blocks, as
 //!   these are) and allocator slack.
 //! * 32 MiB: request buffers touched by the FUSE threads (a 1 MiB write
@@ -185,7 +185,7 @@ fn copy_tree(src: &std::path::Path, dst: &std::path::Path, budget: &mut u64, fil
 /// catalogues) and of /usr/lib (shared libraries, Python), ~16k files:
 /// RSS - mem_used_total <= 5 % of mem_used_total + 16 MiB. The README's
 /// "Where the memory goes" says what the rest is. (All of /usr/share, 44k
-/// smaller files, does not meet it yet: 37 MiB where the bound is 32.)
+/// smaller files, does not meet it yet: 36 MiB where the bound is 32.)
 #[test]
 fn daemon_overhead_on_real_files_is_5_percent_plus_16_mib() {
     if !is_root() {
