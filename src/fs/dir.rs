@@ -15,7 +15,8 @@
 //! one added or removed during it comes back at most once.
 
 use super::FileKind;
-use std::collections::{BTreeMap, HashMap};
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// Cookies of "." and ".."; entries start after them.
 const DOT: u64 = 1;
@@ -64,20 +65,91 @@ pub(crate) enum Listed<'a> {
     Entry(&'a DEnt),
 }
 
+/// Names this long or shorter live inside the entry (no allocation of
+/// their own); most names are (`f000123`, `libc.so.6`, `index.html`).
+const INLINE: usize = 21;
+
+/// A name and the kind of inode it names, in 24 bytes.
+enum Name {
+    Inline {
+        kind: FileKind,
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap {
+        kind: FileKind,
+        bytes: Box<[u8]>,
+    },
+}
+
+const _: () = assert!(std::mem::size_of::<Name>() == 24);
+
 pub(crate) struct DEnt {
-    pub name: Box<[u8]>,
     pub ino: super::Ino,
-    pub kind: FileKind,
+    name: Name,
+}
+
+impl DEnt {
+    fn new(name: &[u8], ino: super::Ino, kind: FileKind) -> DEnt {
+        let name = if name.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..name.len()].copy_from_slice(name);
+            let len = name.len() as u8;
+            Name::Inline { kind, len, bytes }
+        } else {
+            let bytes = name.into();
+            Name::Heap { kind, bytes }
+        };
+        DEnt { ino, name }
+    }
+    pub fn name(&self) -> &[u8] {
+        match &self.name {
+            Name::Inline { len, bytes, .. } => &bytes[..usize::from(*len)],
+            Name::Heap { bytes, .. } => bytes,
+        }
+    }
+    pub fn kind(&self) -> FileKind {
+        match self.name {
+            Name::Inline { kind, .. } | Name::Heap { kind, .. } => kind,
+        }
+    }
+    fn set_kind(&mut self, k: FileKind) {
+        match &mut self.name {
+            Name::Inline { kind, .. } | Name::Heap { kind, .. } => *kind = k,
+        }
+    }
+}
+
+/// One insert: its cookie, and the entry until it is removed.
+struct Slot {
+    cookie: u64,
+    ent: Option<DEnt>,
+}
+
+/// The hash the name index files a name under (SipHash with this
+/// process's random keys, as std's `HashMap`, so names cannot be chosen
+/// to collide).
+fn name_hash(name: &[u8]) -> u64 {
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new).hash_one(name)
 }
 
 /// Entries of one directory, in insertion order.
+///
+/// Each name is stored once. `slots` holds every insert in cookie order
+/// (cookies only grow, so an insert is a push); a removal leaves an empty
+/// slot behind, and once empty slots outnumber entries they are dropped
+/// (cookies are kept, so listings in progress do not notice). `index`
+/// finds a name: it holds the position in `slots` of every entry, filed
+/// under the name's hash, and is rebuilt when slots move. Positions fit a
+/// u32: slots have distinct cookies, all below `COOKIE_LIMIT`.
 pub(crate) struct Dir {
     /// ".." (the root's parent is itself).
     pub parent: super::Ino,
-    /// Cookie -> entry.
-    entries: BTreeMap<u64, DEnt>,
-    /// Name -> cookie; same set of names as `entries`.
-    names: HashMap<Box<[u8]>, u64>,
+    /// Ascending cookies; `ent` is `None` for a removed entry.
+    slots: Vec<Slot>,
+    /// Positions in `slots` of the entries (never of an empty slot).
+    index: HashTable<u32>,
     /// Next cookie to hand out.
     next_cookie: u64,
 }
@@ -86,46 +158,68 @@ impl Dir {
     pub fn new(parent: super::Ino) -> Dir {
         Dir {
             parent,
-            entries: BTreeMap::new(),
-            names: HashMap::new(),
+            slots: Vec::new(),
+            index: HashTable::new(),
             next_cookie: FIRST_COOKIE,
         }
     }
+    fn ent(slots: &[Slot], pos: u32) -> &DEnt {
+        slots[pos as usize]
+            .ent
+            .as_ref()
+            .expect("the index names live slots")
+    }
+    fn find(&self, name: &[u8]) -> Option<u32> {
+        let slots = &self.slots;
+        let eq = |&p: &u32| Dir::ent(slots, p).name() == name;
+        self.index.find(name_hash(name), eq).copied()
+    }
     pub fn contains(&self, name: &[u8]) -> bool {
-        self.names.contains_key(name)
+        self.find(name).is_some()
     }
     pub fn get(&self, name: &[u8]) -> Option<&DEnt> {
-        self.names.get(name).map(|c| &self.entries[c])
+        self.find(name).map(|p| Dir::ent(&self.slots, p))
     }
+    /// Add an entry; `name` must not be present.
     pub fn insert(&mut self, name: &[u8], ino: super::Ino, kind: FileKind) {
+        debug_assert!(!self.contains(name));
         if self.next_cookie >= COOKIE_LIMIT {
             self.renumber();
         }
         let c = self.next_cookie;
         self.next_cookie += 1;
-        self.names.insert(name.into(), c);
-        let name = name.into();
-        self.entries.insert(c, DEnt { name, ino, kind });
+        let pos = self.slots.len() as u32;
+        let ent = Some(DEnt::new(name, ino, kind));
+        self.slots.push(Slot { cookie: c, ent });
+        let slots = &self.slots;
+        let rehash = |&p: &u32| name_hash(Dir::ent(slots, p).name());
+        self.index.insert_unique(name_hash(name), pos, rehash);
     }
     pub fn remove(&mut self, name: &[u8]) -> Option<DEnt> {
-        let c = self.names.remove(name)?;
-        self.entries.remove(&c)
+        let slots = &self.slots;
+        let eq = |&p: &u32| Dir::ent(slots, p).name() == name;
+        let (pos, _) = self.index.find_entry(name_hash(name), eq).ok()?.remove();
+        let e = self.slots[pos as usize].ent.take();
+        if self.slots.len() - self.index.len() > self.index.len().max(16) {
+            self.compact();
+        }
+        e
     }
     /// Point an existing entry at another inode (rename exchange).
     pub fn repoint(&mut self, name: &[u8], ino: super::Ino, kind: FileKind) {
-        let c = self.names[name];
-        let e = self.entries.get_mut(&c).expect("names and entries agree");
+        let p = self.find(name).expect("repoint names an entry");
+        let e = self.slots[p as usize].ent.as_mut().expect("live slot");
         e.ino = ino;
-        e.kind = kind;
+        e.set_kind(kind);
     }
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.index.is_empty()
     }
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
     pub fn values(&self) -> impl Iterator<Item = &DEnt> {
-        self.entries.values()
+        self.slots.iter().filter_map(|s| s.ent.as_ref())
     }
 
     /// The listing from readdir offset `offset`: "." and "..", then the
@@ -139,22 +233,43 @@ impl Dir {
             .map(move |(c, l)| (pos.after(c), l));
         let start = (pos.last + 1).max(FIRST_COOKIE);
         let end = pos.end.max(start);
-        let rest = self
-            .entries
-            .range(start..end)
-            .map(move |(&c, e)| (pos.after(c), Listed::Entry(e)));
+        let first = self.slots.partition_point(|s| s.cookie < start);
+        let rest = self.slots[first..]
+            .iter()
+            .take_while(move |s| s.cookie < end)
+            .filter_map(move |s| Some((pos.after(s.cookie), Listed::Entry(s.ent.as_ref()?))));
         dots.chain(rest)
+    }
+
+    /// Drop the empty slots (cookies unchanged), give back memory a
+    /// shrunken directory no longer needs, and rebuild the index.
+    fn compact(&mut self) {
+        self.slots.retain(|s| s.ent.is_some());
+        if self.slots.capacity() > 2 * self.slots.len() {
+            self.slots
+                .shrink_to(self.slots.len() + self.slots.len() / 2);
+        }
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        let slots = &self.slots;
+        let rehash = |&p: &u32| name_hash(Dir::ent(slots, p).name());
+        self.index.shrink_to(slots.len(), rehash);
+        for (p, s) in slots.iter().enumerate() {
+            let name = s.ent.as_ref().expect("compacted").name();
+            self.index.insert_unique(name_hash(name), p as u32, rehash);
+        }
     }
 
     /// Give the entries fresh cookies from the start, keeping their order.
     fn renumber(&mut self) {
-        let old = std::mem::take(&mut self.entries);
+        self.compact();
         self.next_cookie = FIRST_COOKIE;
-        for (_, e) in old {
-            let c = self.next_cookie;
+        for s in &mut self.slots {
+            s.cookie = self.next_cookie;
             self.next_cookie += 1;
-            self.names.insert(e.name.clone(), c);
-            self.entries.insert(c, e);
         }
     }
 
@@ -171,7 +286,7 @@ mod tests {
     fn names(d: &Dir, offset: u64) -> Vec<String> {
         d.list_from(offset)
             .map(|(_, l)| match l {
-                Listed::Entry(e) => String::from_utf8_lossy(&e.name).into(),
+                Listed::Entry(e) => String::from_utf8_lossy(e.name()).into(),
                 _ => "dot".into(),
             })
             .collect()
@@ -217,5 +332,34 @@ mod tests {
         assert_eq!(names(&d, 0), ["dot", "dot", "x", "y"]);
         assert_eq!(d.get(b"y").unwrap().ino, 6);
         assert!(d.next_cookie < 10);
+    }
+
+    #[test]
+    fn removals_compact_without_moving_cookies() {
+        let mut d = Dir::new(1);
+        let long = "n".repeat(200);
+        let name = |i: usize| format!("{i}{}", if i % 3 == 0 { &long[..] } else { "" });
+        for i in 0..1000 {
+            d.insert(name(i).as_bytes(), i as u64 + 10, FileKind::File);
+        }
+        // A listing that has read "." , ".." and the first 10 entries.
+        let after10 = d.list_from(0).nth(11).unwrap().0;
+        for i in (0..1000).filter(|i| i % 10 != 9) {
+            let e = d.remove(name(i).as_bytes()).unwrap();
+            assert_eq!((e.ino, e.name()), (i as u64 + 10, name(i).as_bytes()));
+        }
+        assert!(d.slots.len() < 1000, "empty slots were dropped");
+        assert_eq!(d.len(), 100);
+        // The listing goes on where it was: the survivors past the 10th.
+        let rest = names(&d, after10);
+        let want: Vec<String> = (10..1000).filter(|i| i % 10 == 9).map(name).collect();
+        assert_eq!(rest, want);
+        for i in 0..1000 {
+            let e = d.get(name(i).as_bytes());
+            assert_eq!(e.map(|e| e.ino), (i % 10 == 9).then_some(i as u64 + 10));
+        }
+        d.repoint(name(9).as_bytes(), 7, FileKind::Dir);
+        let e = d.get(name(9).as_bytes()).unwrap();
+        assert_eq!((e.ino, e.kind()), (7, FileKind::Dir));
     }
 }

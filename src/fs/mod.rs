@@ -50,16 +50,19 @@ mod control;
 mod dir;
 pub(crate) mod file;
 mod remount;
+mod stamp;
+mod table;
 
 use crate::config::{AtimeMode, Config};
 use crate::store::Store;
 use dir::{Dir, Listed};
 use file::{FileData, Space};
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use stamp::Stamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use table::InodeTable;
 
 pub use crate::store::StoreStats;
 
@@ -282,7 +285,9 @@ impl Fallocate {
 
 enum Content {
     File(FileData),
-    Dir(Dir),
+    /// Boxed: a directory's maps are larger than a file's, and most inodes
+    /// are files (the enum is as large as its largest variant).
+    Dir(Box<Dir>),
     Symlink(Box<[u8]>),
     /// FIFO, socket or device node.
     Special {
@@ -292,8 +297,54 @@ enum Content {
     Control,
 }
 
-/// name -> value pairs; a handful per inode at most, so a Vec.
-type Xattrs = Vec<(Box<[u8]>, Box<[u8]>)>;
+/// name -> value pairs; a handful per inode at most, so a Vec. Boxed, and
+/// absent while empty, so that an inode without xattrs (nearly all of
+/// them) pays 8 bytes rather than a Vec's 24. Reads see a slice; `push`
+/// and `swap_remove` are the Vec's.
+#[derive(Default)]
+#[allow(clippy::box_collection)] // the box is the point: 8 bytes when empty
+struct Xattrs(Option<Box<Vec<Xattr>>>);
+
+/// One extended attribute: name, value.
+type Xattr = (Box<[u8]>, Box<[u8]>);
+
+impl Xattrs {
+    fn new() -> Xattrs {
+        Xattrs(None)
+    }
+    fn push(&mut self, kv: Xattr) {
+        self.0.get_or_insert_with(Default::default).push(kv);
+    }
+    fn swap_remove(&mut self, i: usize) -> Xattr {
+        let v = self.0.as_mut().expect("index in range");
+        let kv = v.swap_remove(i);
+        if v.is_empty() {
+            self.0 = None;
+        }
+        kv
+    }
+}
+
+impl std::ops::Deref for Xattrs {
+    type Target = [Xattr];
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], |v| v)
+    }
+}
+
+impl std::ops::DerefMut for Xattrs {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_deref_mut().map_or(&mut [], |v| v)
+    }
+}
+
+impl<'a> IntoIterator for &'a Xattrs {
+    type Item = &'a Xattr;
+    type IntoIter = std::slice::Iter<'a, Xattr>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
 
 struct Inner {
     /// 07777 bits.
@@ -303,10 +354,11 @@ struct Inner {
     /// Directory entries naming this inode (directories: 2 + subdirectories;
     /// 0 once removed).
     nlink: u32,
-    atime: SystemTime,
-    mtime: SystemTime,
-    ctime: SystemTime,
-    crtime: SystemTime,
+    /// Timestamps, 12 bytes each (`stamp.rs`).
+    atime: Stamp,
+    mtime: Stamp,
+    ctime: Stamp,
+    crtime: Stamp,
     /// Extended attributes, name -> value. Small per inode, so a Vec.
     xattrs: Xattrs,
     content: Content,
@@ -329,7 +381,7 @@ pub struct Fs {
     /// Block budget from `size=`.
     space: Space,
     /// Inode table; see the locking notes.
-    table: RwLock<HashMap<Ino, Arc<Inode>>>,
+    table: RwLock<InodeTable>,
     /// Serialises operations that lock more than one inode.
     ns: Mutex<()>,
     /// Next inode number; numbers are never reused.
@@ -367,14 +419,14 @@ pub struct Fs {
 /// tick (4 ms at HZ=250) behind the fine one. Stamping ours from the fine
 /// clock made a later `ln` show an earlier ctime than an earlier create, so
 /// both come from the coarse clock, at the kernel's granularity.
-fn now() -> SystemTime {
+fn now() -> Stamp {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid clock id and a valid out-pointer; cannot fail.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    Stamp::from(SystemTime::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 fn check_name(name: &[u8]) -> FsResult<()> {
@@ -431,7 +483,7 @@ impl Fs {
         let fs = Fs {
             store,
             space: Space::new(max_blocks, block_size, WRITE_BUFFER_BYTES),
-            table: RwLock::new(HashMap::new()),
+            table: RwLock::new(InodeTable::default()),
             ns: Mutex::new(()),
             next_ino: AtomicU64::new(FIRST_FREE_INO),
             inodes_used: AtomicU64::new(1),
@@ -461,8 +513,8 @@ impl Fs {
             mtime: t,
             ctime: t,
             crtime: t,
-            xattrs: Vec::new(),
-            content: Content::Dir(root_dir),
+            xattrs: Xattrs::new(),
+            content: Content::Dir(Box::new(root_dir)),
             gone: false,
         };
         let control = Inner {
@@ -475,20 +527,14 @@ impl Fs {
             mtime: t,
             ctime: t,
             crtime: t,
-            xattrs: Vec::new(),
+            xattrs: Xattrs::new(),
             content: Content::Control,
             gone: false,
         };
         {
             let mut tbl = fs.table.write();
-            tbl.insert(
-                ROOT_INO,
-                Arc::new(Inode::new(ROOT_INO, FileKind::Dir, root)),
-            );
-            tbl.insert(
-                CONTROL_INO,
-                Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)),
-            );
+            tbl.insert(Arc::new(Inode::new(ROOT_INO, FileKind::Dir, root)));
+            tbl.insert(Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)));
         }
         Ok(fs)
     }
@@ -512,7 +558,7 @@ impl Fs {
     fn get(&self, ino: Ino) -> FsResult<Arc<Inode>> {
         self.table
             .read()
-            .get(&ino)
+            .get(ino)
             .cloned()
             .ok_or(Errno(libc::ENOENT))
     }
@@ -530,10 +576,10 @@ impl Fs {
             ino,
             size,
             blocks,
-            atime: i.atime,
-            mtime: i.mtime,
-            ctime: i.ctime,
-            crtime: i.crtime,
+            atime: i.atime.into(),
+            mtime: i.mtime.into(),
+            ctime: i.ctime.into(),
+            crtime: i.crtime.into(),
             kind,
             perm: i.perm,
             nlink: i.nlink,
@@ -602,14 +648,14 @@ impl Fs {
             return None;
         }
         i.gone = true;
-        self.table.write().remove(&node.ino);
+        self.table.write().remove(node.ino);
         self.inodes_used.fetch_sub(1, Ordering::Relaxed);
         match node.kind {
             FileKind::File => self.files.fetch_sub(1, Ordering::Relaxed),
             FileKind::Dir => self.directories.fetch_sub(1, Ordering::Relaxed),
             _ => 0,
         };
-        i.xattrs = Vec::new();
+        i.xattrs = Xattrs::new();
         Some(std::mem::replace(&mut i.content, Content::Control))
     }
 
@@ -675,19 +721,19 @@ impl Fs {
         if let Some(a) = s.atime {
             i.atime = match a {
                 TimeSet::Now => t,
-                TimeSet::At(x) => x,
+                TimeSet::At(x) => x.into(),
             };
             changed = true;
         }
         if let Some(m) = s.mtime {
             i.mtime = match m {
                 TimeSet::Now => t,
-                TimeSet::At(x) => x,
+                TimeSet::At(x) => x.into(),
             };
             changed = true;
         }
         if let Some(c) = s.ctime {
-            i.ctime = c;
+            i.ctime = c.into();
         } else if changed {
             i.ctime = t;
         }
@@ -788,7 +834,7 @@ impl Fs {
         }
         pi.mtime = t;
         pi.ctime = t;
-        self.table.write().insert(ino, Arc::new(node));
+        self.table.write().insert(Arc::new(node));
         Ok(attr)
     }
 
@@ -827,7 +873,7 @@ impl Fs {
             mode & 0o7777,
             umask,
             caller,
-            Content::Dir(Dir::new(parent)),
+            Content::Dir(Box::new(Dir::new(parent))),
         )
     }
 
@@ -1032,7 +1078,7 @@ impl Fs {
         let mut ng = np.as_ref().map(|n| n.inner.write());
         let lookup = |g: &Inner, name: &[u8]| -> FsResult<Option<(Ino, FileKind)>> {
             match &g.content {
-                Content::Dir(d) => Ok(d.get(name).map(|e| (e.ino, e.kind))),
+                Content::Dir(d) => Ok(d.get(name).map(|e| (e.ino, e.kind()))),
                 _ => err(libc::ENOTDIR),
             }
         };
@@ -1189,8 +1235,8 @@ impl Fs {
                 Listed::Entry(e) if e.ino == CONTROL_INO => continue,
                 Listed::Entry(e) => DirEntry {
                     ino: e.ino,
-                    kind: e.kind,
-                    name: e.name.to_vec(),
+                    kind: e.kind(),
+                    name: e.name().to_vec(),
                     next,
                 },
                 Listed::Dot => DirEntry::dir(ino, b".", next),
@@ -1675,10 +1721,7 @@ impl Fs {
 
     /// Say once per minute at most that `size=` refused a write.
     fn warn_full(&self) {
-        let now_s = now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now_s = now().secs().max(0) as u64;
         let last = self.last_full_warning.swap(now_s, Ordering::Relaxed);
         if now_s >= last + 60 {
             log::warn!(
@@ -1721,7 +1764,10 @@ fn atime_due(mode: AtimeMode, i: &Inner) -> bool {
 fn relatime_due(i: &Inner) -> bool {
     i.atime <= i.mtime
         || i.atime <= i.ctime
-        || now().duration_since(i.atime).unwrap_or_default() >= Duration::from_secs(24 * 3600)
+        || SystemTime::from(now())
+            .duration_since(i.atime.into())
+            .unwrap_or_default()
+            >= Duration::from_secs(24 * 3600)
 }
 
 impl Inode {

@@ -476,3 +476,36 @@ fn access_acl_drops_setgid_for_a_caller_outside_the_group() {
         .unwrap();
     assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o755);
 }
+
+/// What an inode costs in memory, part by part (the README's breakdown
+/// quotes these). An empty file is an `Arc<Inode>` in one allocation, an
+/// entry in the inode table and one in its directory; these bounds keep it
+/// within the 256 bytes per empty file that `tests/empty_files.rs` checks.
+#[test]
+fn an_inode_and_its_parts_stay_small() {
+    use std::mem::size_of;
+    let sizes = [
+        ("Arc<Inode> allocation", size_of::<Inode>() + 16),
+        ("Inode", size_of::<Inode>()),
+        ("Inner", size_of::<Inner>()),
+        ("Content", size_of::<Content>()),
+        ("FileData", size_of::<file::FileData>()),
+        ("Dir", size_of::<dir::Dir>()),
+        ("Xattrs", size_of::<Xattrs>()),
+        ("Stamp", size_of::<Stamp>()),
+        ("DEnt", size_of::<dir::DEnt>()),
+        ("Block", size_of::<crate::store::Block>()),
+    ];
+    for (what, n) in sizes {
+        eprintln!("size_of {what}: {n} B");
+    }
+    // glibc hands out 16-byte multiples with 8 bytes of header: an
+    // allocation of at most 152 bytes takes a 160-byte chunk.
+    assert!(size_of::<Inode>() + 16 <= 152, "{sizes:?}");
+    assert!(size_of::<file::FileData>() <= 24, "{sizes:?}");
+    assert!(size_of::<Content>() <= 32, "{sizes:?}");
+    assert_eq!(size_of::<Xattrs>(), 8);
+    assert!(size_of::<dir::DEnt>() <= 32, "{sizes:?}");
+    // A block map entry is its index and this.
+    assert!(size_of::<crate::store::Block>() <= 8, "{sizes:?}");
+}

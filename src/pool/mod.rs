@@ -95,30 +95,33 @@ use crate::shrinker::{Signal, WbCounters};
 pub(crate) use handles::MAX_DISK_OFFSET;
 use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
-use std::num::NonZeroU64;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 pub use writeback::{WritebackReport, WritebackRequest};
 
 /// Opaque name of a stored object. The pool maps it to the object's current
 /// place, so compaction and writeback move objects without telling the owner.
+/// Ids are below `MAX_IDS` (2^31), so id + 1 fits 32 bits: a file's block
+/// map entry (`store::Block`) is then 8 bytes, not 16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Handle(NonZeroU64);
+pub struct Handle(NonZeroU32);
 
 impl Handle {
     /// The raw value, for tables that store handles compactly.
     pub fn to_raw(self) -> u64 {
-        self.0.get()
+        u64::from(self.0.get())
     }
     /// Rebuild a handle from `to_raw`. Only values from `to_raw` are valid.
     pub fn from_raw(raw: u64) -> Option<Handle> {
-        NonZeroU64::new(raw).map(Handle)
+        NonZeroU32::new(u32::try_from(raw).ok()?).map(Handle)
     }
     fn from_id(id: u32) -> Handle {
-        Handle(NonZeroU64::new(u64::from(id) + 1).expect("id + 1 > 0"))
+        debug_assert!(id < handles::MAX_IDS);
+        Handle(NonZeroU32::new(id + 1).expect("id < MAX_IDS"))
     }
     fn id(self) -> u32 {
-        u32::try_from(self.0.get() - 1).expect("handle from to_raw")
+        self.0.get() - 1
     }
 }
 
