@@ -23,6 +23,7 @@
 //! `ZSFS_STRESS_SECS=60 cargo test --release --test fs_copy_range` runs longer.
 
 mod common;
+use common::cells::{cells, check, CELL};
 use common::data::{noise, Rng};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,37 +32,9 @@ use zsfs::fs::{Caller, Fallocate, Fs, Ino, SetAttr, ROOT_INO};
 
 const ME: Caller = Caller { uid: 0, gid: 0 };
 const BS: u64 = 4096;
-const CELL: u64 = 64;
 const BLOCKS: u64 = 512;
 /// Each file's span: 2 MiB, eight times the pool limit.
 const SPAN: u64 = BLOCKS * BS;
-
-/// The bytes version `v` (non-zero) puts at `[off, off + len)`, both
-/// cell-aligned: compressible, different for every offset and version.
-fn cells(v: u64, off: u64, len: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len as usize);
-    for o in (off..off + len).step_by(CELL as usize) {
-        out.extend_from_slice(&v.to_le_bytes());
-        out.extend_from_slice(&o.to_le_bytes());
-        out.extend((0..CELL - 16).map(|k| ((o / CELL + v) as u8).wrapping_add((k / 8) as u8)));
-    }
-    out
-}
-
-/// Bytes read at `off`: every cell zero or a whole cell written there.
-fn check(data: &[u8], off: u64, what: &str) {
-    for (i, c) in data.chunks(CELL as usize).enumerate() {
-        let o = off + i as u64 * CELL;
-        if c.iter().all(|&b| b == 0) {
-            continue;
-        }
-        let v = u64::from_le_bytes(c[..8].try_into().unwrap());
-        assert!(
-            c.len() == CELL as usize && v != 0 && c == cells(v, o, CELL).as_slice(),
-            "{what}: torn or misplaced cell at {o} (version {v:#x})"
-        );
-    }
-}
 
 /// A random cell-aligned range in the span, half of them block-aligned.
 fn cell_range(rng: &mut Rng, max_blocks: u64) -> (u64, u64) {

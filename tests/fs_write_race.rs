@@ -13,6 +13,7 @@
 //! deleting the file must give every block back.
 
 mod common;
+use common::cells::{cells, check, CELL};
 use common::data::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,39 +22,10 @@ use zsfs::fs::{Caller, Fallocate, Fs, SetAttr, ROOT_INO};
 
 const ME: Caller = Caller { uid: 0, gid: 0 };
 const BS: u64 = 4096;
-const CELL: u64 = 64;
 /// File span the test works in: 2 MiB, over 8 times the pool limit once
 /// compressed.
 const BLOCKS: u64 = 512;
 const SPAN: u64 = BLOCKS * BS;
-
-/// The bytes version `v` (non-zero) writes at `[off, off + len)`, both
-/// cell-aligned.
-fn cells(v: u64, off: u64, len: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len as usize);
-    for o in (off..off + len).step_by(CELL as usize) {
-        out.extend_from_slice(&v.to_le_bytes());
-        out.extend_from_slice(&o.to_le_bytes());
-        // Compressible, but different for every (offset, version).
-        out.extend((0..CELL - 16).map(|k| ((o / CELL + v) as u8).wrapping_add((k / 8) as u8)));
-    }
-    out
-}
-
-/// Check bytes read at `off`: every cell zero or a whole cell written there.
-fn check(data: &[u8], off: u64, what: &str) {
-    for (i, c) in data.chunks(CELL as usize).enumerate() {
-        let o = off + i as u64 * CELL;
-        if c.iter().all(|&b| b == 0) {
-            continue;
-        }
-        let v = u64::from_le_bytes(c[..8].try_into().unwrap());
-        assert!(
-            c.len() == CELL as usize && v != 0 && c == cells(v, o, CELL).as_slice(),
-            "{what}: torn or misplaced cell at {o} (version {v:#x})"
-        );
-    }
-}
 
 /// A random cell-aligned range inside the span: `(offset, length)`.
 fn range(rng: &mut Rng, max_len: u64) -> (u64, u64) {

@@ -13,6 +13,7 @@
 //! test binary uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cells;
 pub mod data;
 
 use std::ffi::CString;
