@@ -68,8 +68,9 @@ for c, g in (("c60", "main"), ("c0", "incompressible")):
         _m("seq_write_direct_c0", "seq write 1 MiB, direct=1", "MB/s", group=g)
         _m("seq_read_direct_c0", "seq read 1 MiB, direct=1", "MB/s", group=g)
     _m(f"randrw_{c}", "rand 70/30 read/write 4 KiB, 2 jobs", "IOPS", group=g)
-    _m(f"randread_direct_{c}", "rand read 4 KiB, 2 jobs, direct=1", "IOPS", group=g)
-    _m(f"randwrite_direct_{c}", "rand write 4 KiB, 2 jobs, direct=1", "IOPS", group=g)
+    if c == "c0":  # the c60 ones, with their targets, are above
+        _m(f"randread_direct_{c}", "rand read 4 KiB, 2 jobs, direct=1", "IOPS", group=g)
+        _m(f"randwrite_direct_{c}", "rand write 4 KiB, 2 jobs, direct=1", "IOPS", group=g)
     _m(f"randrw_direct_{c}", "rand 70/30 read/write 4 KiB, direct=1", "IOPS", group=g)
     _m(f"randread_lat_{c}", "rand read 4 KiB: mean latency", "us", "lower", group=g)
     _m(f"randread_p99_{c}", "rand read 4 KiB: p99 latency", "us", "lower", group=g)
