@@ -126,7 +126,7 @@ fi
 # ------------------------------------------------------- state + cleanup
 WORK=$(mktemp -d /tmp/zsfs-bench.XXXXXX)
 MOUNTED=() # mountpoints this script mounted and has not unmounted yet
-ZSFS_PID="" ZRAM_SET=0
+ZSFS_PID="" ZRAM_SET=0 CEIL_PID=""
 
 unmount() { # MNT: unmount and forget it; lazily if it stays busy
 	local mnt=$1 i
@@ -269,10 +269,6 @@ if [ "$need_zsfs" = 1 ]; then
 		[ -x "$ZSFS_BIN" ] || die "no zsfs binary at $ZSFS_BIN (build it, or drop --no-build)"
 	fi
 fi
-
-for t in "${TARGET_LIST[@]}"; do
-	case $t in fuse-ceiling*) build_memfs_ll ;; esac
-done
 
 # ------------------------------------------------------------------ output
 if [ -z "$OUT" ]; then
@@ -431,7 +427,7 @@ teardown_zsfs() {
 # the writeback cache (as zsfs's default); fuse-ceiling-dio direct I/O with
 # parallel direct writes (as zsfs's cache=none), the reference for the
 # direct=1 jobs.
-MEMFS_LL=${MEMFS_LL:-} CEIL_PID=""
+MEMFS_LL=${MEMFS_LL:-}
 build_memfs_ll() {
 	[ -n "$MEMFS_LL" ] && [ -x "$MEMFS_LL" ] && return
 	local tarball dir
@@ -611,6 +607,9 @@ run_compare() {
 	local rep t targets_json
 	targets_json=$(printf '"%s",' "${TARGET_LIST[@]}")
 	log "mode $MODE: targets ${TARGET_LIST[*]}, $REPS rounds, settle ${SETTLE}s, out $OUT"
+	for t in "${TARGET_LIST[@]}"; do
+		case $t in fuse-ceiling*) build_memfs_ll ;; esac
+	done
 	for rep in $(seq "$REPS"); do
 		for t in "${TARGET_LIST[@]}"; do
 			CUR_TARGET=$t CUR_REP=$rep MNT=$(mnt_of "$t")
