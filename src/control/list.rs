@@ -305,12 +305,12 @@ enum Likely {
 }
 
 fn likely_zsfs(e: &MountEntry) -> Option<Likely> {
-    if e.fstype == "fuse.zsfs" || (e.fstype == "fuse" && e.source == "zsfs") {
-        Some(Likely::Sure)
-    } else if e.fstype == "fuse" {
-        Some(Likely::IfItAnswers)
-    } else {
+    if !e.may_be_zsfs() {
         None
+    } else if e.fstype == "fuse.zsfs" || e.source == "zsfs" {
+        Some(Likely::Sure)
+    } else {
+        Some(Likely::IfItAnswers)
     }
 }
 
