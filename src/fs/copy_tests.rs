@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::test_data::noise;
+use std::sync::atomic::Ordering;
 
 const ME: Caller = Caller {
     uid: 1000,

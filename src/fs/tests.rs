@@ -1,5 +1,6 @@
 //! Unit tests of the core's namespace operations (no mount).
 
+use super::data::file;
 use super::*;
 
 const ME: Caller = Caller {
