@@ -9,7 +9,7 @@
 pub mod config;
 pub mod control;
 pub mod fs;
-pub mod fuse_adapter;
+pub mod fuse;
 pub mod options;
 pub mod pool;
 pub mod shrinker;

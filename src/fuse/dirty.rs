@@ -22,6 +22,7 @@
 //! real per-mount cap, below the global dirty limit, not a share of it.
 //! Best effort: a mount by a user who cannot write sysfs keeps the default.
 
+use crate::sys::bdi;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Smallest window set: below this writers would crawl; the ENOSPC
@@ -72,15 +73,28 @@ impl DirtyLimit {
             return;
         }
         self.applied.store(want, Ordering::Relaxed);
-        let path = format!("/sys/class/bdi/{bdi}/max_bytes");
-        if let Err(e) = std::fs::write(&path, want.to_string()) {
+        if let Err(e) = bdi::set_max_bytes(bdi, want) {
             log::info!(
-                "cannot set the dirty page-cache window ({path}: {e}); keeping the kernel's \
+                "cannot set the dirty page-cache window ({e}); keeping the kernel's \
                  FUSE default (mount as root, or pass max_dirty=kernel to silence this)"
             );
             self.given_up.store(true, Ordering::Relaxed);
         } else {
             log::debug!("dirty page-cache window for bdi {bdi}: {want} bytes");
+        }
+    }
+}
+
+impl super::ZsfsFuse {
+    /// Keep the dirty page-cache window within half the free space: at every
+    /// open and create and every page-cache write, since those are when
+    /// free space matters; a no-op (two atomic loads) unless the window
+    /// must change.
+    pub(crate) fn update_dirty_window(&self) {
+        if let Some(bdi) = self.bdi.get() {
+            let s = self.fs().statfs();
+            self.dirty
+                .update(bdi, s.bfree.saturating_mul(u64::from(s.bsize)));
         }
     }
 }

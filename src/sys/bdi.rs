@@ -1,0 +1,36 @@
+//! A mount's backing device (bdi) tunables in sysfs,
+//! `/sys/class/bdi/<major:minor>/`: the readahead window (`read_ahead_kb`)
+//! and the dirty page-cache cap (`max_bytes`). Only the I/O lives here; when
+//! and to what the FUSE layer sets them is its own policy (`fuse::session`,
+//! `fuse::dirty`). Best effort throughout: a mount by a user who cannot
+//! write sysfs keeps the kernel's defaults.
+
+use std::io;
+
+/// The sysfs file `name` of bdi `bdi` ("major:minor", from mountinfo).
+fn path(bdi: &str, name: &str) -> String {
+    format!("/sys/class/bdi/{bdi}/{name}")
+}
+
+/// Raise bdi `bdi`'s readahead window to `kb` KiB, never lowering a larger
+/// value someone chose. Failures are logged at debug level only.
+pub(crate) fn raise_read_ahead(bdi: &str, kb: u64) {
+    let path = path(bdi, "read_ahead_kb");
+    match std::fs::read_to_string(&path) {
+        Ok(cur) if cur.trim().parse::<u64>().is_ok_and(|c| c >= kb) => {}
+        Ok(_) => {
+            if let Err(e) = std::fs::write(&path, kb.to_string()) {
+                log::debug!("cannot raise readahead ({path}): {e}");
+            }
+        }
+        Err(e) => log::debug!("cannot read {path}: {e}"),
+    }
+}
+
+/// Set bdi `bdi`'s dirty page-cache cap (`max_bytes`) to `bytes`. The
+/// error names the sysfs file.
+pub(crate) fn set_max_bytes(bdi: &str, bytes: u64) -> io::Result<()> {
+    let path = path(bdi, "max_bytes");
+    std::fs::write(&path, bytes.to_string())
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
