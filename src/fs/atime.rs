@@ -41,7 +41,7 @@ impl Fs {
         self.atime.store(m as u8, Ordering::Relaxed);
     }
 
-    pub(super) fn atime_mode(&self) -> AtimeMode {
+    fn atime_mode(&self) -> AtimeMode {
         match self.atime.load(Ordering::Relaxed) {
             x if x == AtimeMode::Strict as u8 => AtimeMode::Strict,
             x if x == AtimeMode::NoAtime as u8 => AtimeMode::NoAtime,

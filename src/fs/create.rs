@@ -18,7 +18,7 @@ impl Fs {
     /// `umask`, or, if the parent has a default ACL, with what that ACL
     /// gives instead (posix_acl_create; symlinks take neither).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn create_node(
+    fn create_node(
         &self,
         parent: Ino,
         name: &[u8],

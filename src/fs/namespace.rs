@@ -48,7 +48,7 @@ impl Fs {
     }
 
     /// unlink (dir = false) and rmdir (dir = true).
-    pub(super) fn remove(&self, parent: Ino, name: &[u8], dir: bool) -> FsResult<()> {
+    fn remove(&self, parent: Ino, name: &[u8], dir: bool) -> FsResult<()> {
         if name.len() > NAME_MAX {
             return err(libc::ENAMETOOLONG);
         }
@@ -125,14 +125,14 @@ impl Fs {
         check_name(newname)?;
         let dead = {
             let _ns = self.ns.lock();
-            self.rename_locked(oldp, oldname, newp, newname, flags)?
+            self.rename_locked((oldp, oldname), (newp, newname), flags)?
         };
         self.release_content(dead);
         Ok(())
     }
 
     /// Parent of directory `ino`, reading locked inodes through `known`.
-    pub(super) fn parent_of(&self, ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<Ino> {
+    fn parent_of(&self, ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<Ino> {
         let parent = |i: &Inner| match &i.content {
             Content::Dir(d) => Ok(d.parent),
             _ => err(libc::ENOTDIR),
@@ -146,12 +146,7 @@ impl Fs {
     }
 
     /// Whether `anc` is `ino` or one of its ancestors.
-    pub(super) fn is_ancestor(
-        &self,
-        anc: Ino,
-        mut ino: Ino,
-        known: &[(Ino, &Inner)],
-    ) -> FsResult<bool> {
+    fn is_ancestor(&self, anc: Ino, mut ino: Ino, known: &[(Ino, &Inner)]) -> FsResult<bool> {
         loop {
             if ino == anc {
                 return Ok(true);
@@ -163,14 +158,16 @@ impl Fs {
         }
     }
 
-    pub(super) fn rename_locked(
+    /// The body of `rename`, under `ns`: the name `from` becomes `to`.
+    /// Returns the content of an inode the rename replaced and dropped, to
+    /// free after every lock is released.
+    fn rename_locked(
         &self,
-        oldp: Ino,
-        oldname: &[u8],
-        newp: Ino,
-        newname: &[u8],
+        from: (Ino, &[u8]),
+        to: (Ino, &[u8]),
         flags: RenameFlags,
     ) -> FsResult<Option<Content>> {
+        let ((oldp, oldname), (newp, newname)) = (from, to);
         let op = self.get(oldp)?;
         let np = if newp == oldp {
             None

@@ -21,43 +21,31 @@ use crate::config::Config;
 /// the user, and a test of whether `a` and `b` differ in it.
 type Fixed = (&'static str, &'static str, fn(&Config, &Config) -> bool);
 
+/// A row of [`FIXED`]: `field: "reason"` for an option named as its
+/// `Config` field, `field as "name": "reason"` for one that is not.
+macro_rules! fixed {
+    ($field:ident as $name:literal: $why:literal) => {
+        fixed!(@row $field, $name, $why)
+    };
+    ($field:ident: $why:literal) => {
+        fixed!(@row $field, stringify!($field), $why)
+    };
+    (@row $field:ident, $name:expr, $why:literal) => {
+        ($name, $why, |a: &Config, b: &Config| a.$field != b.$field)
+    };
+}
+
 const FIXED: &[Fixed] = &[
-    (
-        "block_size",
-        "the file block maps are built with it",
-        |a, b| a.block_size != b.block_size,
-    ),
-    (
-        "threads",
-        "the request loops are started at mount",
-        |a, b| a.threads != b.threads,
-    ),
-    (
-        "cache",
-        "the kernel negotiates it once, at mount",
-        |a, b| a.cache != b.cache,
-    ),
-    ("allow_other", "the kernel fixes it at mount", |a, b| {
-        a.allow_other != b.allow_other
-    }),
-    ("second_chance", "the shrinker is set up with it", |a, b| {
-        a.second_chance != b.second_chance
-    }),
-    (
-        "dedup",
-        "stored blocks are already shared or not",
-        |a, b| a.dedup != b.dedup,
-    ),
-    ("max_dirty", "the dirty window is set at mount", |a, b| {
-        a.max_dirty != b.max_dirty
-    }),
-    ("backing", "written-back data lives in the file", |a, b| {
-        a.backing != b.backing
-    }),
-    ("control", "the control file is named at mount", |a, b| {
-        a.control_name != b.control_name
-    }),
-    ("log", "the log is opened at mount", |a, b| a.log != b.log),
+    fixed!(block_size: "the file block maps are built with it"),
+    fixed!(threads: "the request loops are started at mount"),
+    fixed!(cache: "the kernel negotiates it once, at mount"),
+    fixed!(allow_other: "the kernel fixes it at mount"),
+    fixed!(second_chance: "the shrinker is set up with it"),
+    fixed!(dedup: "stored blocks are already shared or not"),
+    fixed!(max_dirty: "the dirty window is set at mount"),
+    fixed!(backing: "written-back data lives in the file"),
+    fixed!(control_name as "control": "the control file is named at mount"),
+    fixed!(log: "the log is opened at mount"),
 ];
 
 /// `remount undo`: back to the options before the last applied remount.

@@ -138,7 +138,7 @@ impl Fs {
 
     /// One step of `copy_range` through the write path: `n` bytes read
     /// under the source's lock, then written as a WRITE request is.
-    pub(super) fn copy_bytes(
+    fn copy_bytes(
         &self,
         src: &Inode,
         ino_out: Ino,
@@ -161,7 +161,7 @@ impl Fs {
 
     /// One step of `copy_range` by sharing: `n` bytes of whole blocks at
     /// block-aligned `off_in` and `off_out`.
-    pub(super) fn copy_shared(
+    fn copy_shared(
         &self,
         src: &Inode,
         dst: &Inode,

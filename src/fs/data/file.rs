@@ -51,7 +51,7 @@ impl FileData {
         objects + buffered
     }
 
-    pub(super) fn present(&self, idx: u64) -> bool {
+    fn present(&self, idx: u64) -> bool {
         self.blocks.contains_key(&idx) || self.dirty.as_ref().is_some_and(|d| d.idx == idx)
     }
 
