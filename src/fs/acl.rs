@@ -337,110 +337,48 @@ mod tests {
 
     #[test]
     fn malformed_values_are_refused() {
+        use libc::{EINVAL, EOPNOTSUPP};
         let u = UNDEFINED_ID;
+        // The entries of a minimal valid ACL, and a mask, that the cases
+        // below are built of.
+        let (uo, go, o, mask) = (
+            (USER_OBJ, 6, u),
+            (GROUP_OBJ, 4, u),
+            (OTHER, 4, u),
+            (MASK, 4, u),
+        );
+        let mut version_1 = raw(&[uo, go, o]);
+        version_1[0] = 1;
+        let mut partial = minimal(6, 4, 4).encode();
+        partial.pop();
         let bad: &[(&str, Vec<u8>, i32)] = &[
-            ("empty", vec![], libc::EINVAL),
-            ("short header", vec![2, 0], libc::EINVAL),
-            (
-                "version 1",
-                {
-                    let mut v = raw(&[(USER_OBJ, 6, u), (GROUP_OBJ, 4, u), (OTHER, 4, u)]);
-                    v[0] = 1;
-                    v
-                },
-                libc::EOPNOTSUPP,
-            ),
-            (
-                "partial entry",
-                {
-                    let mut v = minimal(6, 4, 4).encode();
-                    v.pop();
-                    v
-                },
-                libc::EINVAL,
-            ),
-            (
-                "no other",
-                raw(&[(USER_OBJ, 6, u), (GROUP_OBJ, 4, u)]),
-                libc::EINVAL,
-            ),
-            (
-                "no user_obj",
-                raw(&[(GROUP_OBJ, 4, u), (OTHER, 4, u)]),
-                libc::EINVAL,
-            ),
-            (
-                "out of order",
-                raw(&[(GROUP_OBJ, 4, u), (USER_OBJ, 6, u), (OTHER, 4, u)]),
-                libc::EINVAL,
-            ),
-            (
-                "two user_obj",
-                raw(&[
-                    (USER_OBJ, 6, u),
-                    (USER_OBJ, 6, u),
-                    (GROUP_OBJ, 4, u),
-                    (OTHER, 4, u),
-                ]),
-                libc::EINVAL,
-            ),
+            ("empty", vec![], EINVAL),
+            ("short header", vec![2, 0], EINVAL),
+            ("version 1", version_1, EOPNOTSUPP),
+            ("partial entry", partial, EINVAL),
+            ("no other", raw(&[uo, go]), EINVAL),
+            ("no user_obj", raw(&[go, o]), EINVAL),
+            ("out of order", raw(&[go, uo, o]), EINVAL),
+            ("two user_obj", raw(&[uo, uo, go, o]), EINVAL),
             (
                 "named without mask",
-                raw(&[
-                    (USER_OBJ, 6, u),
-                    (USER, 4, 5),
-                    (GROUP_OBJ, 4, u),
-                    (OTHER, 4, u),
-                ]),
-                libc::EINVAL,
+                raw(&[uo, (USER, 4, 5), go, o]),
+                EINVAL,
             ),
             (
                 "named user without id",
-                raw(&[
-                    (USER_OBJ, 6, u),
-                    (USER, 4, u),
-                    (GROUP_OBJ, 4, u),
-                    (MASK, 4, u),
-                    (OTHER, 4, u),
-                ]),
-                libc::EINVAL,
+                raw(&[uo, (USER, 4, u), go, mask, o]),
+                EINVAL,
             ),
-            (
-                "perm beyond rwx",
-                raw(&[(USER_OBJ, 8, u), (GROUP_OBJ, 4, u), (OTHER, 4, u)]),
-                libc::EINVAL,
-            ),
-            (
-                "unknown tag",
-                raw(&[
-                    (USER_OBJ, 6, u),
-                    (0x40, 4, u),
-                    (GROUP_OBJ, 4, u),
-                    (OTHER, 4, u),
-                ]),
-                libc::EINVAL,
-            ),
-            (
-                "entry after other",
-                raw(&[
-                    (USER_OBJ, 6, u),
-                    (GROUP_OBJ, 4, u),
-                    (OTHER, 4, u),
-                    (OTHER, 4, u),
-                ]),
-                libc::EINVAL,
-            ),
+            ("perm beyond rwx", raw(&[(USER_OBJ, 8, u), go, o]), EINVAL),
+            ("unknown tag", raw(&[uo, (0x40, 4, u), go, o]), EINVAL),
+            ("entry after other", raw(&[uo, go, o, o]), EINVAL),
         ];
         for (what, v, errno) in bad {
             assert_eq!(Acl::decode(v), Err(*errno), "{what}");
         }
         // A mask without named entries is valid.
-        let v = raw(&[
-            (USER_OBJ, 6, u),
-            (GROUP_OBJ, 4, u),
-            (MASK, 4, u),
-            (OTHER, 4, u),
-        ]);
+        let v = raw(&[uo, go, mask, o]);
         assert!(Acl::decode(&v).unwrap().is_some());
     }
 

@@ -21,6 +21,14 @@ fn fs_with(block_size: u32, size: u64, dedup: bool) -> Fs {
     })
 }
 
+/// A filesystem of 4 KiB blocks and `size` bytes with two empty files,
+/// `a` and `b`, in its root.
+fn two_files(size: u64, dedup: bool) -> (Fs, Ino, Ino) {
+    let fs = fs_with(4096, size, dedup);
+    let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+    (fs, a, b)
+}
+
 fn mkfile(fs: &Fs, name: &[u8]) -> Ino {
     fs.mknod(ROOT_INO, name, libc::S_IFREG | 0o644, 0o022, 0, ME)
         .unwrap()
@@ -70,8 +78,7 @@ fn model_copy(
 
 #[test]
 fn aligned_copy_shares_objects_and_costs_no_pool_memory() {
-    let fs = fs_with(4096, 1 << 30, true);
-    let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+    let (fs, a, b) = two_files(1 << 30, true);
     let mut data = text(1, 0, 60 * 4096);
     data.extend(noise(2, 4 * 4096)); // raw blocks too
     fs.write(a, 0, &data).unwrap();
@@ -110,8 +117,7 @@ fn aligned_copy_shares_objects_and_costs_no_pool_memory() {
 #[test]
 fn unaligned_and_misaligned_copies_go_through_writes() {
     for dedup in [true, false] {
-        let fs = fs_with(4096, 1 << 30, dedup);
-        let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+        let (fs, a, b) = two_files(1 << 30, dedup);
         let data = text(3, 0, 10 * 4096 + 123);
         fs.write(a, 0, &data).unwrap();
         let mut m = vec![data.clone(), Vec::new()];
@@ -144,8 +150,7 @@ fn unaligned_and_misaligned_copies_go_through_writes() {
 
 #[test]
 fn holes_copy_as_holes_and_replace_data() {
-    let fs = fs_with(4096, 1 << 30, true);
-    let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+    let (fs, a, b) = two_files(1 << 30, true);
     fs.write(a, 0, &text(4, 0, 4096)).unwrap();
     fs.write(a, 5 * 4096, &text(4, 5 * 4096, 4096)).unwrap();
     fs.write(b, 0, &text(5, 0, 8 * 4096)).unwrap();
@@ -199,8 +204,7 @@ fn overlapping_copy_in_one_file_is_a_memmove() {
 #[test]
 fn copy_stops_at_the_space_limit_and_keeps_what_fit() {
     // 40 blocks of space: a 30-block source leaves 10 for the copy.
-    let fs = fs_with(4096, 40 * 4096, true);
-    let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+    let (fs, a, b) = two_files(40 * 4096, true);
     let data = text(7, 0, 30 * 4096);
     fs.write(a, 0, &data).unwrap();
     let n = fs
@@ -225,8 +229,7 @@ fn copy_stops_at_the_space_limit_and_keeps_what_fit() {
 
 #[test]
 fn copy_by_an_unprivileged_caller_drops_setuid_and_stamps_times() {
-    let fs = fs_with(4096, 1 << 30, true);
-    let (a, b) = (mkfile(&fs, b"a"), mkfile(&fs, b"b"));
+    let (fs, a, b) = two_files(1 << 30, true);
     fs.write(a, 0, &text(8, 0, 8192)).unwrap();
     fs.setattr(
         b,

@@ -272,7 +272,7 @@ fn setgid_directory_inherits_group() {
 }
 
 /// An ACL xattr value from (tag, perm, id) triples (the kernel's layout).
-fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+fn acl_value(entries: &[AclEntry]) -> Vec<u8> {
     acl::Acl(
         entries
             .iter()
@@ -284,15 +284,29 @@ fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
 
 const NOID: u32 = u32::MAX;
 
+/// The (tag, perm, id) triples `acl_value` takes: the file's owner, a
+/// named user, the owning group, the mask and others, with perm as rwx
+/// bits (0..=7).
+type AclEntry = (u16, u16, u32);
+fn owner(perm: u16) -> AclEntry {
+    (acl::USER_OBJ, perm, NOID)
+}
+fn user(id: u32, perm: u16) -> AclEntry {
+    (acl::USER, perm, id)
+}
+fn group(perm: u16) -> AclEntry {
+    (acl::GROUP_OBJ, perm, NOID)
+}
+fn mask(perm: u16) -> AclEntry {
+    (acl::MASK, perm, NOID)
+}
+fn other(perm: u16) -> AclEntry {
+    (acl::OTHER, perm, NOID)
+}
+
 /// u::rwx, u:2000:rwx, g::r-x, m::rwx, o::r-x
 fn rich_default() -> Vec<u8> {
-    acl_value(&[
-        (acl::USER_OBJ, 7, NOID),
-        (acl::USER, 7, 2000),
-        (acl::GROUP_OBJ, 5, NOID),
-        (acl::MASK, 7, NOID),
-        (acl::OTHER, 5, NOID),
-    ])
+    acl_value(&[owner(7), user(2000, 7), group(5), mask(7), other(5)])
 }
 
 #[test]
@@ -311,13 +325,7 @@ fn default_acl_is_inherited_and_replaces_the_umask() {
     let fa = fs.getxattr(f.ino, acl::ACCESS).unwrap();
     assert_eq!(
         fa,
-        acl_value(&[
-            (acl::USER_OBJ, 6, NOID),
-            (acl::USER, 7, 2000),
-            (acl::GROUP_OBJ, 5, NOID),
-            (acl::MASK, 6, NOID),
-            (acl::OTHER, 4, NOID),
-        ])
+        acl_value(&[owner(6), user(2000, 7), group(5), mask(6), other(4),])
     );
     assert_eq!(
         fs.getxattr(f.ino, acl::DEFAULT).unwrap_err().0,
@@ -351,11 +359,7 @@ fn default_acl_is_inherited_and_replaces_the_umask() {
 fn minimal_default_acl_gives_mode_only() {
     let fs = new_fs();
     let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0, ME).unwrap();
-    let min = acl_value(&[
-        (acl::USER_OBJ, 7, NOID),
-        (acl::GROUP_OBJ, 0, NOID),
-        (acl::OTHER, 0, NOID),
-    ]);
+    let min = acl_value(&[owner(7), group(0), other(0)]);
     fs.setxattr(d.ino, acl::DEFAULT, &min, 0, None).unwrap();
     // umask 0 would give 0666; the default ACL's g::--- o::--- give 0600.
     let f = fs
@@ -372,13 +376,7 @@ fn minimal_default_acl_gives_mode_only() {
 fn access_acl_sets_mode_and_chmod_sets_the_mask() {
     let fs = new_fs();
     let a = mkfile(&fs, ROOT_INO, b"a");
-    let named = acl_value(&[
-        (acl::USER_OBJ, 6, NOID),
-        (acl::USER, 4, 2000),
-        (acl::GROUP_OBJ, 4, NOID),
-        (acl::MASK, 5, NOID),
-        (acl::OTHER, 0, NOID),
-    ]);
+    let named = acl_value(&[owner(6), user(2000, 4), group(4), mask(5), other(0)]);
     fs.setxattr(a.ino, acl::ACCESS, &named, 0, None).unwrap();
     assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o650, "group bits = mask");
     assert_eq!(fs.getxattr(a.ino, acl::ACCESS).unwrap(), named);
@@ -396,11 +394,7 @@ fn access_acl_sets_mode_and_chmod_sets_the_mask() {
     let perms: Vec<u16> = after.0.iter().map(|e| e.perm).collect();
     assert_eq!(perms, vec![6, 4, 4, 0, 4], "mask from g, g::r-- kept");
     // An ACL the mode says all of sets the mode and is not stored.
-    let eq = acl_value(&[
-        (acl::USER_OBJ, 7, NOID),
-        (acl::GROUP_OBJ, 5, NOID),
-        (acl::OTHER, 1, NOID),
-    ]);
+    let eq = acl_value(&[owner(7), group(5), other(1)]);
     fs.setxattr(a.ino, acl::ACCESS, &eq, 0, None).unwrap();
     assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o751);
     assert_eq!(
@@ -419,12 +413,7 @@ fn bad_acls_are_refused() {
     let a = mkfile(&fs, ROOT_INO, b"a");
     let e = |r: FsResult<()>| r.unwrap_err().0;
     // Named entry without a mask.
-    let bad = acl_value(&[
-        (acl::USER_OBJ, 6, NOID),
-        (acl::USER, 4, 2000),
-        (acl::GROUP_OBJ, 4, NOID),
-        (acl::OTHER, 0, NOID),
-    ]);
+    let bad = acl_value(&[owner(6), user(2000, 4), group(4), other(0)]);
     assert_eq!(
         e(fs.setxattr(a.ino, acl::ACCESS, &bad, 0, None)),
         libc::EINVAL
@@ -453,26 +442,17 @@ fn access_acl_drops_setgid_for_a_caller_outside_the_group() {
     let a = fs
         .mknod(ROOT_INO, b"a", libc::S_IFREG | 0o2775, 0, 0, ME)
         .unwrap();
-    let v = acl_value(&[
-        (acl::USER_OBJ, 7, NOID),
-        (acl::USER, 4, 2000),
-        (acl::GROUP_OBJ, 5, NOID),
-        (acl::MASK, 5, NOID),
-        (acl::OTHER, 5, NOID),
-    ]);
-    let member = Killer {
+    let v = acl_value(&[owner(7), user(2000, 4), group(5), mask(5), other(5)]);
+    // This process, unprivileged, as a member of group `gid`.
+    let caller_in = |gid| Killer {
         pid: std::process::id(),
-        gid: 1000,
+        gid,
         privileged: false,
     };
+    let (member, outsider) = (caller_in(1000), caller_in(4242));
     fs.setxattr(a.ino, acl::ACCESS, &v, 0, Some(member))
         .unwrap();
     assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o2755);
-    let outsider = Killer {
-        pid: std::process::id(),
-        gid: 4242,
-        privileged: false,
-    };
     fs.setxattr(a.ino, acl::ACCESS, &v, 0, Some(outsider))
         .unwrap();
     assert_eq!(fs.getattr(a.ino).unwrap().perm, 0o755);

@@ -11,10 +11,7 @@ fn setup(max: u64) -> (Store, Space) {
 #[test]
 fn small_sequential_writes_compress_each_block_once() {
     let (store, space) = setup(u64::MAX);
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     let mut f = FileData::default();
     let chunk: Vec<u8> = (0..100u8).collect();
     let mut model = Vec::new();
@@ -41,10 +38,7 @@ fn small_sequential_writes_compress_each_block_once() {
 fn write_buffers_are_bounded() {
     let store = Store::new(4096);
     let space = Space::new(u64::MAX, 4096, 0); // the minimum: 4 buffers
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     let mut files: Vec<FileData> = (0..10).map(|_| FileData::default()).collect();
     for (i, f) in files.iter_mut().enumerate() {
         f.write(&cx, 0, &[i as u8 + 1; 100]).unwrap();
@@ -66,10 +60,7 @@ fn write_buffers_are_bounded() {
 #[test]
 fn enospc_keeps_what_was_written() {
     let (store, space) = setup(2);
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     let mut f = FileData::default();
     let data = vec![1u8; 3 * 4096];
     assert_eq!(f.write(&cx, 0, &data).unwrap(), 2 * 4096);
@@ -83,10 +74,7 @@ fn large_write_compressed_in_parallel_keeps_a_prefix_on_enospc() {
     // 200 blocks of space, a 1 MiB (256 block) write at block 99 after
     // a partial block 0 sits in the buffer: the write is cut at 298.
     let (store, space) = setup(200);
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     let mut f = FileData::default();
     f.write(&cx, 10, b"head").unwrap();
     let data: Vec<u8> = (0..(1usize << 20) + 100)
@@ -126,10 +114,7 @@ fn overwrite_at_a_hard_pool_limit_still_fits() {
     });
     let store = Store::with_pool(4096, pool);
     let space = Space::new(u64::MAX, 4096, 64 << 20);
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     use crate::test_data::noise;
     let mut f = FileData::default();
     let first = noise(1, 300 * 4096);
@@ -148,10 +133,7 @@ fn overwrite_at_a_hard_pool_limit_still_fits() {
 #[test]
 fn truncate_punch_seek() {
     let (store, space) = setup(u64::MAX);
-    let cx = Ctx {
-        store: &store,
-        space: &space,
-    };
+    let cx = Ctx::new(&store, &space);
     let mut f = FileData::default();
     f.write(&cx, 10 * 4096 + 5, b"abc").unwrap();
     assert_eq!(f.size, 10 * 4096 + 8);
