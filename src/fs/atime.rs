@@ -1,7 +1,7 @@
 //! The atime rule (`relatime`, `strictatime`, `noatime`; none while
-//! read-only), applied at READ and at an open for reading: reads the page
-//! cache serves never reach us, and the kernel never updates a FUSE
-//! inode's atime itself (S_NOATIME).
+//! read-only), applied at READ, at an open for reading and to a
+//! copy_file_range source: reads the page cache serves never reach us, and
+//! the kernel never updates a FUSE inode's atime itself (S_NOATIME).
 
 use super::{now, FileKind, Fs, FsResult, Inner, Ino, Inode, CONTROL_INO};
 use crate::config::AtimeMode;

@@ -1,8 +1,9 @@
 //! A directory's entries and the offsets readdir hands out.
 //!
 //! Every entry gets a cookie when it is inserted; cookies only grow, so an
-//! offset stays meaningful across inserts and removals. A rename inserts
-//! the entry again under a new, larger cookie, so a listing that followed
+//! offset stays meaningful across inserts and removals. A rename (other
+//! than an exchange, which repoints both names in place) inserts the entry
+//! again under a new, larger cookie, so a listing that followed
 //! cookies alone would meet a renamed entry again, and a loop renaming
 //! entries away and back would keep a `ls` going forever (xfstests
 //! generic/471's shape, tmpfs's 2024 fix in libfs's simple_offset).

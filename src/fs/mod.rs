@@ -1,16 +1,19 @@
 //! Filesystem core: inodes, directories, block maps, xattrs, limits.
 //!
-//! No FUSE types in here; the adapter translates. Everything is testable
-//! without a mount (see `tests/fs_*.rs` and the unit tests below).
+//! No FUSE types in here; the FUSE layer (`crate::fuse`) translates.
+//! Everything is testable without a mount (see `tests/fs_*.rs` and the unit
+//! tests beside this file: `tests.rs`, `copy_tests.rs`, `data/tests.rs`).
 //!
 //! # What the kernel does and what we do
 //! zsfs is mounted with `default_permissions`, so the kernel checks access
 //! (mode bits, sticky directories, who may chmod/chown/utime) before a
-//! request reaches us, and turns setuid/setgid clearing on write and chown
-//! into a `setattr` of the mode. The core does what the kernel leaves to the
-//! filesystem: ownership of new inodes (setgid directories), the umask or a
-//! parent's default ACL on create, name and size limits, link counts, rename
-//! rules, timestamps, xattr namespaces, space and inode limits.
+//! request reaches us, and clears setuid/setgid itself on page-cache
+//! writes. The core does what the kernel leaves to the filesystem:
+//! ownership of new inodes (setgid directories), the umask or a parent's
+//! default ACL on create, name and size limits, link counts, rename rules,
+//! timestamps, xattr namespaces, space and inode limits, and, under
+//! FUSE_HANDLE_KILLPRIV_V2, setuid/setgid clearing on direct writes,
+//! truncate, chown, fallocate and copy_file_range (`suid.rs`).
 //!
 //! # POSIX ACLs
 //! The kernel checks them (FUSE_POSIX_ACL) and reads and writes them as the
@@ -20,22 +23,24 @@
 //! rewrite of the ACL, and a parent's default ACL on create.
 //!
 //! # Locking (order: `ns` -> inode locks -> `table`)
-//! * `table` (RwLock<HashMap>) maps ino -> inode. Leaf lock: held only for a
-//!   map operation, never while taking another lock.
+//! * `table` (`RwLock<InodeTable>`, a hash set of `Arc<Inode>`, `table.rs`)
+//!   maps ino -> inode. Leaf lock: held only for a set operation, never
+//!   while taking another lock.
 //! * `Inode::inner` (RwLock) guards one inode's metadata and content: file
 //!   data is read under the read lock and changed under the write lock. A
 //!   write compresses its whole blocks before taking the lock and frees the
-//!   blocks it replaced after dropping it (`file.rs`), so writers of one file
+//!   blocks it replaced after dropping it (`data/`), so writers of one file
 //!   hold its lock only to merge partial blocks and swap map entries.
 //! * `ns` (Mutex) is taken by every operation that locks more than one inode
 //!   (link, unlink, rmdir, rename). Outside `ns` a thread holds at most one
-//!   inode lock and never waits for another lock while holding it, so under
-//!   `ns` inodes may be locked in any order without deadlock.
+//!   inode lock and, while it does, waits for no other inode lock, only for
+//!   locks that come after every inode lock (`table`, and the store's and
+//!   the pool's, which never call back up), so under `ns` inodes may be
+//!   locked in any order without deadlock.
 //!   copy_file_range touches two inodes but never holds both locks: it
 //!   takes references to the source's blocks under the source's lock,
 //!   drops it, then installs them under the destination's (`copy_range`).
 //!   The references, not a lock, keep the objects alive in between.
-
 //!
 //! # Modules
 //! `types` (the values operations take and return), `lifetime` (lookup,

@@ -22,9 +22,9 @@
 //! A synchronous request costs ~25 us on a VM (the idle vCPU halts and the
 //! cross-CPU wakeup is slow), so the adapter avoids the ones it can: FLUSH
 //! is refused with ENOSYS (see `flush`) and entries and attributes are
-//! cached for a long time (see `convert::TTL`), and OPENDIR/RELEASEDIR,
-//! FSYNCDIR and POLL are refused likewise (LSEEK too under the writeback
-//! cache). What stays per created file is
+//! cached for a long time (see `convert::TTL`), and OPENDIR (so no
+//! RELEASEDIR follows), FSYNCDIR and POLL are refused likewise (LSEEK too
+//! under the writeback cache). What stays per created file is
 //! kernel-forced: LOOKUP (negative, from atomic_open), CREATE, GETATTR of
 //! the parent (fuse_dir_changed invalidated its mode, which
 //! default_permissions needs), GETXATTR security.capability at the first
@@ -81,7 +81,9 @@ pub struct ZsfsFuse {
     /// The kernel agreed to FUSE_HANDLE_KILLPRIV_V2: it no longer asks for
     /// `security.capability` before every write (a round trip per write(2)
     /// that cost random writes 85 % of their speed), and clearing
-    /// setuid/setgid on write, truncate and chown is ours. Set in `init`.
+    /// setuid/setgid on truncate, chown and fallocate is ours (SETATTR and
+    /// FALLOCATE test this; direct writes and copy_file_range clear them
+    /// whatever was agreed, `io.rs`). Set in `init`.
     killpriv: bool,
     /// Run once from `destroy`, when the kernel connection is gone. The
     /// daemon exits there: fuser's session, dropped after `destroy`,

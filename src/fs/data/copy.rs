@@ -22,8 +22,9 @@ impl Fs {
     /// needs) and, as `write_killing_privs`, whether setuid/setgid went.
     ///
     /// When both offsets sit at the same place within a block, the whole
-    /// blocks of the range are shared ([`Store::share`]): the destination's
-    /// map names the source's objects, so the copy costs no pool memory and
+    /// blocks of the range are shared
+    /// ([`Store::share`](crate::store::Store::share)): the destination's map
+    /// names the source's objects, so the copy costs no pool memory and
     /// no compression (a source hole becomes a hole). The unaligned head
     /// and tail, every byte of a misaligned copy, and all of a copy with
     /// `dedup=off` (where sharing would mean compressing under a lock) are

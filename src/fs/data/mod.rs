@@ -1,5 +1,10 @@
 //! File data: a sparse map from block index to stored block per file,
-//! plus a one-block write buffer.
+//! plus a one-block write buffer; the `Fs` operations on it (read, write,
+//! copy_file_range, fallocate, seek) and the `size=` budget.
+//!
+//! Modules: `file.rs` ([`FileData`]), `map.rs` (the block map), `write.rs`
+//! (the write path), `share.rs` (block sharing), `copy.rs`
+//! (copy_file_range), `space.rs` ([`Space`]).
 //!
 //! Design:
 //! * Blocks absent from `blocks` are holes: they read as zeros and cost
@@ -21,7 +26,8 @@
 //! * A write is two phases. [`Prepared::compress`] runs with NO inode lock:
 //!   the blocks the write covers whole have their new content in the request
 //!   alone, so they are compressed into the store up front (a large request
-//!   on several threads, see `PARALLEL_MIN_BYTES`). Then, under the write
+//!   on several threads, see `PARALLEL_MIN_BYTES`, as many as the CPUs
+//!   this filesystem's other writes in progress leave idle: `Writers`). Then, under the write
 //!   lock, [`FileData::write_prepared`] goes through the request in offset
 //!   order: partial blocks merge into the write buffer as before, whole
 //!   blocks are swapped into the map (replacing the write buffer when it
@@ -49,9 +55,10 @@
 //!   shared object counts once per file block naming it) and hands back the
 //!   replaced blocks to free after the lock. A source hole becomes a hole.
 //!
-//! No locks here: the owning inode's lock serialises access to a
-//! `FileData` (write lock to mutate, read lock to read); `Prepared` touches
-//! only the store, which is thread-safe.
+//! `FileData` takes no locks: the owning inode's lock serialises access to
+//! it (write lock to mutate, read lock to read); `Prepared` touches only the
+//! store, which is thread-safe. The `Fs` operations here take one inode lock
+//! at a time (see the lock order in `fs/mod.rs`).
 
 mod copy;
 pub(super) mod file;

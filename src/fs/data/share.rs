@@ -10,8 +10,8 @@ use crate::store::Block;
 
 impl FileData {
     /// The source half of a block-sharing copy: another reference
-    /// ([`Store::share`]) to each of blocks `first..first + n`, `None` for a
-    /// hole, stopping before the first block not wholly below `size` (its
+    /// ([`Store::share`](crate::store::Store::share)) to each of blocks
+    /// `first..first + n`, `None` for a hole, stopping before the first block not wholly below `size` (its
     /// bytes past the end are zero but may not replace the destination's).
     /// A block in the write buffer is stored first (one compression), since
     /// the buffer is its content. On an error the references taken so far
