@@ -3,8 +3,10 @@
 //! It is a reserved inode ([`super::CONTROL_INO`]) in the root directory: it
 //! cannot be removed, renamed, linked, chmod-ed or chown-ed (EPERM), does not
 //! count toward `size=`, `nr_inodes=` or statfs, and reports size 0. The
-//! adapter opens it with direct I/O so every read reaches [`Fs::control_read`]
-//! and sees fresh numbers. Mode 0644, owned by the mounting user: the kernel
+//! FUSE layer opens it with direct I/O so no page cache stands between a
+//! reader and [`Fs::control_read`]: each open's read at offset 0 takes fresh
+//! numbers, which the rest of that open's reads continue (one snapshot per
+//! open, `fuse/control.rs`). Mode 0644, owned by the mounting user: the kernel
 //! (`default_permissions`) lets only that user and root write it.
 //!
 //! The format and the command language live in [`crate::control`]; this file

@@ -69,7 +69,6 @@ mod table;
 mod types;
 mod xattr;
 
-pub use suid::Killer;
 pub use types::*;
 
 use crate::config::Config;
@@ -131,7 +130,7 @@ pub(crate) struct Inode {
     ino: Ino,
     /// Never changes after creation.
     kind: FileKind,
-    /// Kernel references (see "Inode lifetime").
+    /// Kernel references (see `lifetime.rs`).
     lookups: AtomicU64,
     inner: RwLock<Inner>,
 }

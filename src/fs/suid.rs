@@ -1,22 +1,10 @@
 //! Dropping setuid/setgid. Under FUSE_HANDLE_KILLPRIV_V2 the kernel leaves
-//! it to the filesystem for direct writes, truncate, chown, fallocate and copy_file_range;
-//! the rule is Linux's (`should_remove_suid`), and the group test reads the
+//! it to the filesystem for direct writes, truncate, chown, fallocate and
+//! copy_file_range; the rule is Linux's (`should_remove_suid`), for the
+//! caller a [`Killer`] (`types.rs`) describes, and the group test reads the
 //! caller's supplementary groups (`sys::groups`).
 
-use super::{now, FileKind, Fs, FsResult, Inner, Ino, CONTROL_INO};
-
-/// The caller of a change that drops setuid/setgid, as Linux decides it
-/// (`should_remove_suid`): setuid always; setgid when group-exec is set,
-/// or when the caller is outside the file's group and not privileged
-/// (without group-exec, setgid means mandatory locking, which a group
-/// member may keep).
-#[derive(Debug, Clone, Copy)]
-pub struct Killer {
-    pub pid: u32,
-    pub gid: u32,
-    /// Has CAP_FSETID (approximated by the adapter as uid 0).
-    pub privileged: bool,
-}
+use super::{now, FileKind, Fs, FsResult, Inner, Ino, Killer, CONTROL_INO};
 
 impl Killer {
     pub(super) fn keeps_sgid_without_gexec(&self, file_gid: u32) -> bool {

@@ -3,7 +3,6 @@
 //! rename and fallocate flags). Plain data with no locks; the FUSE adapter
 //! converts these to and from fuser's types.
 
-use super::suid::Killer;
 use std::time::SystemTime;
 
 /// Inode number.
@@ -110,6 +109,19 @@ pub struct SetAttr {
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
     pub ctime: Option<SystemTime>,
+}
+
+/// The caller of a change that drops setuid/setgid, as Linux decides it
+/// (`should_remove_suid`): setuid always; setgid when group-exec is set,
+/// or when the caller is outside the file's group and not privileged
+/// (without group-exec, setgid means mandatory locking, which a group
+/// member may keep).
+#[derive(Debug, Clone, Copy)]
+pub struct Killer {
+    pub pid: u32,
+    pub gid: u32,
+    /// Has CAP_FSETID (approximated by the adapter as uid 0).
+    pub privileged: bool,
 }
 
 /// One directory entry from `readdir`.

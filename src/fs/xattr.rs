@@ -3,7 +3,7 @@
 //! `acl.rs`), within tmpfs's limits. The control file's virtual xattrs
 //! (`zsfs.usage`, `zsfs.last_error`) are answered by `control.rs`.
 
-use super::suid::Killer;
+use super::Killer;
 use super::{acl, err, now, Errno, FileKind, Fs, FsResult, Inner, Ino, CONTROL_INO};
 
 /// tmpfs limits (XATTR_NAME_MAX, XATTR_SIZE_MAX).

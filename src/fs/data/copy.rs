@@ -2,7 +2,7 @@
 //! rest copied through the write path; see [`Fs::copy_range`].
 
 use super::data_changed;
-use crate::fs::suid::Killer;
+use crate::fs::Killer;
 use crate::fs::{err, Content, Errno, FileKind, Fs, FsResult, Ino, Inode, CONTROL_INO};
 
 /// Most bytes one copy_file_range call copies: its reply counts bytes in

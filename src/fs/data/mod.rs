@@ -71,9 +71,9 @@ pub(crate) use file::FileData;
 pub(crate) use space::Space;
 pub(crate) use write::Writers;
 
-use super::suid::{clear_suidgid, Killer};
-use super::FileKind;
-use super::{err, now, Content, Errno, Fallocate, Fs, FsResult, Inner, Ino, CONTROL_INO};
+use super::suid::clear_suidgid;
+use super::CONTROL_INO;
+use super::{err, now, Content, Errno, Fallocate, FileKind, Fs, FsResult, Inner, Ino, Killer};
 use crate::store::Store;
 use write::Prepared;
 
