@@ -1174,7 +1174,9 @@ pub fn new_session(
     ];
     // ro, nosuid, noexec, ... from -o (options.rs owns the mapping).
     fcfg.mount_options
-        .extend(crate::options::fuser_mount_options(&config.mount_flags));
+        .extend(crate::config::options::fuser_mount_options(
+            &config.mount_flags,
+        ));
     if config.allow_other {
         fcfg.acl = fuser::SessionACL::All;
     }
