@@ -3,12 +3,11 @@
 //! This module says what each knob means and what its default is (the one
 //! place defaults are written: `Config::default`); `options.rs` is the
 //! option language that fills it, `validate.rs` the ranges every value must
-//! be in, `size.rs` the size units, `ids.rs` the uid/gid lookups, `help.rs`
+//! be in, `size.rs` the size units, `help.rs`
 //! the `--help` text. `mount.rs` is the only reader of a `Config`: it checks
 //! it with [`Config::validate`] and hands each layer its own settings.
 
 mod help;
-mod ids;
 pub mod options;
 mod size;
 mod validate;

@@ -24,13 +24,13 @@
 //! Sizes follow tmpfs (see `size.rs`). `size=0` and `nr_inodes=0` mean "no
 //! limit", as in tmpfs.
 
-use super::ids::{lookup_group, lookup_user, parse_id};
 use super::size::{parse_pool_limit, parse_size, parse_size_or_percent};
 use super::validate::{
     check_accept_threshold, check_block_size, check_control_name, check_mode, check_threads,
 };
 use super::{AtimeMode, Backing, CacheMode, Config, MountFlags};
 use crate::sys::log::LogTarget;
+use crate::sys::users::{group_id, user_id};
 use std::path::{Path, PathBuf};
 
 /// A word of `-o` that zsfs cannot use. The message names the option and the
@@ -125,7 +125,7 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
         kind: Kind::Value {
             expected: "a user name or a numeric uid",
             set: |c, v, _| {
-                c.uid = parse_id(v, lookup_user)?;
+                c.uid = parse_id(v, user_id)?;
                 Some(())
             },
         },
@@ -136,7 +136,7 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
         kind: Kind::Value {
             expected: "a group name or a numeric gid",
             set: |c, v, _| {
-                c.gid = parse_id(v, lookup_group)?;
+                c.gid = parse_id(v, group_id)?;
                 Some(())
             },
         },
@@ -449,6 +449,18 @@ fn unknown(word: &str) -> OptionError {
             names.join(", ")
         ),
     )
+}
+
+/// A numeric id, or a name resolved with `lookup`. `(uid_t)-1` is refused:
+/// it means "no change" to chown, so it cannot own anything.
+fn parse_id(s: &str, lookup: fn(&str) -> Option<u32>) -> Option<u32> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u32>()
+            .ok()
+            .filter(|id| super::validate::check_id("uid", *id).is_ok());
+    }
+    lookup(s)
 }
 
 fn on_off(v: &str) -> Option<bool> {
