@@ -1,6 +1,6 @@
 //! `zsfs __generate man|completions DIR`: the man pages and the shell
 //! completions, made from the clap parser `main.rs` runs, the mount-option
-//! table `--help` prints ([`zsfs::options::MOUNT_OPTIONS`]) and the field
+//! table `--help` prints ([`zsfs::config::MOUNT_OPTIONS`]) and the field
 //! table the control file prints ([`zsfs::control::report::FIELDS`]), so no
 //! page can say something the program does not do.
 //!
@@ -120,10 +120,10 @@ fn mount_options(r: &mut Roff) {
          a later option overrides an earlier one. An unknown option is an error \
          that names it, and nothing is mounted.",
     );
-    for o in zsfs::options::MOUNT_OPTIONS {
+    for o in zsfs::config::MOUNT_OPTIONS {
         tagged(r, form_inlines(o.form), o.doc);
     }
-    para(r, zsfs::options::SIZE_NOTE);
+    para(r, zsfs::config::SIZE_NOTE);
 }
 
 /// Options of one subcommand as `.TP` entries (for the COMMANDS section).

@@ -10,7 +10,6 @@ pub mod config;
 pub mod control;
 pub mod fs;
 pub mod fuse;
-pub mod options;
 pub mod pool;
 pub mod shrinker;
 pub mod store;

@@ -29,7 +29,7 @@ use std::process::ExitCode;
     about = "A compressed in-memory filesystem (FUSE), used where tmpfs would be",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = zsfs::options::OPTIONS_HELP.as_str()
+    after_help = zsfs::config::OPTIONS_HELP.as_str()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -195,20 +195,20 @@ fn mount(args: MountArgs) -> ExitCode {
         ..Default::default()
     };
     for o in &args.options {
-        if let Err(e) = zsfs::options::apply_options(&mut config, o) {
+        if let Err(e) = zsfs::config::apply_options(&mut config, o) {
             eprintln!("zsfs: {e}");
             return ExitCode::from(2);
         }
     }
     if let Ok(cwd) = std::env::current_dir() {
-        zsfs::options::absolutize_paths(&mut config, &cwd);
+        zsfs::config::absolutize_paths(&mut config, &cwd);
     }
     if let Err(e) = zsfs::sys::log::init(&config.log, args.foreground) {
         eprintln!("zsfs: {e}");
         return ExitCode::from(2);
     }
     if let [source, _] = args.paths.as_slice() {
-        match zsfs::options::mount_source(source.as_os_str(), daemon::is_root()) {
+        match zsfs::config::mount_source(source.as_os_str(), daemon::is_root()) {
             Ok(s) => config.source = s,
             Err(e) => {
                 eprintln!("zsfs: {e}");

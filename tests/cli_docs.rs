@@ -53,7 +53,7 @@ fn readme_options_table_names_every_option() {
             "README options table lacks {opt}"
         );
         assert!(
-            zsfs::options::OPTIONS_HELP.contains(opt),
+            zsfs::config::OPTIONS_HELP.contains(opt),
             "zsfs --help lacks {opt}"
         );
     }
@@ -114,7 +114,7 @@ fn man_pages_render_without_warnings_and_document_every_option_and_field() {
         );
         let troff = std::fs::read_to_string(&path).unwrap();
         if page != "zsfs-stats.1" {
-            for o in zsfs::options::MOUNT_OPTIONS {
+            for o in zsfs::config::MOUNT_OPTIONS {
                 let first = o.form.split(['=', ',', '|']).next().unwrap();
                 assert!(plain.contains(first), "{page} lacks mount option {first}");
             }
@@ -196,12 +196,12 @@ fn help_lists_every_mount_option_from_the_table() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for o in zsfs::options::MOUNT_OPTIONS {
+    for o in zsfs::config::MOUNT_OPTIONS {
         // Long forms are wrapped; their first word is enough.
         let first = o.form.split(' ').next().unwrap();
         assert!(help.contains(first), "--help lacks {first}:\n{help}");
     }
-    for line in zsfs::options::OPTIONS_HELP.lines() {
+    for line in zsfs::config::OPTIONS_HELP.lines() {
         assert!(line.len() <= 80, "--help line over 80 columns: {line:?}");
     }
 }

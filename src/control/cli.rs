@@ -104,7 +104,7 @@ fn stats_once(
 /// `zsfs stats --prometheus [MOUNT...]`: every named mount (none: every
 /// zsfs mount), a dead one as `zsfs_up 0`.
 pub fn prometheus(paths: &[PathBuf], control_name: &str) -> Result<String, String> {
-    let scraped: Vec<super::prometheus::Scraped> = super::list::mounts_named(paths, control_name)?
+    let scraped: Vec<super::prometheus::Scraped> = super::probe::mounts_named(paths, control_name)?
         .into_iter()
         .map(|(entry, report)| super::prometheus::Scraped { entry, report })
         .collect();

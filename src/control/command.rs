@@ -5,7 +5,7 @@
 //! the pool half-steered.
 
 use crate::config::PoolLimit;
-use crate::options::{parse_pool_limit, parse_size};
+use crate::config::{parse_pool_limit, parse_size};
 use std::fmt;
 
 /// One command, as written to the control file (one per line).

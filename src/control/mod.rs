@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod command;
 pub mod list;
+mod probe;
 pub mod prometheus;
 pub mod remount;
 pub mod report;

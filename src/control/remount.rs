@@ -46,7 +46,7 @@ pub fn remount(mountpoint: &Path, opts: &str) -> Result<(), String> {
     };
     // Syntax first, with the option parser's own messages.
     let mut probe = crate::config::Config::default();
-    crate::options::apply_options(&mut probe, opts).map_err(|e| e.to_string())?;
+    crate::config::apply_options(&mut probe, opts).map_err(|e| e.to_string())?;
     let control = canon.join(control_name(opts));
     if !control.is_file() {
         return Err(format!(

@@ -83,7 +83,7 @@ impl Fs {
                 .ok_or("there is no remount to undo")?
         } else {
             let mut new = live.clone();
-            crate::options::apply_options(&mut new, opts).map_err(|e| e.to_string())?;
+            crate::config::apply_options(&mut new, opts).map_err(|e| e.to_string())?;
             new
         };
         if let Some((name, why)) = fixed_change(&live, &new) {

@@ -14,7 +14,7 @@
 //! FUSE_EXPORT_SUPPORT (file handles).
 
 use super::ZsfsFuse;
-use crate::config::{CacheMode, Config};
+use crate::config::{AtimeMode, CacheMode, Config, MountFlags};
 use crate::sys::{bdi, mountinfo};
 use fuser::{InitFlags, KernelConfig};
 use std::io;
@@ -50,7 +50,7 @@ pub fn new_session(
     ];
     // ro, nosuid, noexec, ... from -o (options.rs owns the mapping).
     fcfg.mount_options
-        .extend(crate::options::fuser_mount_options(&config.mount_flags));
+        .extend(fuser_mount_options(&config.mount_flags));
     if config.allow_other {
         fcfg.acl = fuser::SessionACL::All;
     }
@@ -125,5 +125,49 @@ impl ZsfsFuse {
         if let Some(dev) = self.bdi.get() {
             bdi::raise_read_ahead(dev, u64::from(MAX_WRITE / 1024));
         }
+    }
+}
+
+/// The VFS flags as fuser mount options, as this session mounts with them.
+fn fuser_mount_options(flags: &MountFlags) -> Vec<fuser::MountOption> {
+    use fuser::MountOption as M;
+    let mut v = Vec::new();
+    if flags.read_only {
+        v.push(M::RO);
+    }
+    // fuser mounts nosuid,nodev unless told `suid`/`dev`.
+    v.push(if flags.nosuid { M::NoSuid } else { M::Suid });
+    v.push(if flags.nodev { M::NoDev } else { M::Dev });
+    if flags.noexec {
+        v.push(M::NoExec);
+    }
+    // The kernel leaves FUSE's atime to us (S_NOATIME); noatime is still
+    // shown in mountinfo, where scripts look for it.
+    if flags.atime == AtimeMode::NoAtime {
+        v.push(M::NoAtime);
+    }
+    if flags.sync {
+        v.push(M::Sync);
+    }
+    if flags.dirsync {
+        v.push(M::DirSync);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_options;
+
+    #[test]
+    fn vfs_flags_map_to_fuser() {
+        use fuser::MountOption as M;
+        let d = fuser_mount_options(&MountFlags::default());
+        assert!(d.contains(&M::NoSuid) && d.contains(&M::NoDev) && !d.contains(&M::RO));
+        let c = parse_options("ro,suid,dev,noexec").unwrap();
+        let o = fuser_mount_options(&c.mount_flags);
+        assert!(o.contains(&M::RO) && o.contains(&M::Suid) && o.contains(&M::Dev));
+        assert!(o.contains(&M::NoExec));
     }
 }

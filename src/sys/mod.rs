@@ -1,4 +1,5 @@
-//! What zsfs reads from the kernel about its own mounts, apart from FUSE.
+//! What zsfs reads from the system apart from FUSE: the kernel about its
+//! own mounts, and the user and group databases.
 //!
 //! - [`mountinfo`]: the one parser of `/proc/self/mountinfo`, used by the
 //!   daemon (mountpoint checks, the watcher), the adapter (the mount's bdi),
@@ -7,8 +8,10 @@
 //!   dirty page-cache cap), set by the FUSE layer.
 //! - [`groups`]: a caller's supplementary groups (setgid dropping).
 //! - [`log`]: where a daemon's log goes (syslog, a file, or stderr with -f).
+//! - [`users`]: user and group names to ids (`uid=`, `gid=`) and back (`zsfs list`).
 
 pub mod bdi;
 pub mod groups;
 pub mod log;
 pub mod mountinfo;
+pub(crate) mod users;

@@ -1,7 +1,24 @@
 //! The mount's configuration: what `-o size=...,block_size=...` turns into.
 //!
-//! Parsing lives in `options.rs`; this module only says what each knob means
-//! and what its default is, so every layer reads the same definitions.
+//! This module says what each knob means and what its default is (the one
+//! place defaults are written: `Config::default`); `options.rs` is the
+//! option language that fills it, `validate.rs` the ranges every value must
+//! be in, `size.rs` the size units, `help.rs`
+//! the `--help` text. `mount.rs` is the only reader of a `Config`: it checks
+//! it with [`Config::validate`] and hands each layer its own settings.
+
+mod help;
+pub mod options;
+mod size;
+mod validate;
+
+pub use help::OPTIONS_HELP;
+pub use options::{
+    absolutize_paths, apply_options, apply_options_with_ram, mount_source, parse_options,
+    OptionDoc, OptionError, MOUNT_OPTIONS, SIZE_NOTE,
+};
+pub use size::{parse_pool_limit, parse_size};
+pub use validate::ConfigError;
 
 use std::path::PathBuf;
 
@@ -126,7 +143,7 @@ pub struct Config {
     /// it throttles writers to the daemon's pace (`max_dirty=SIZE|kernel`).
     /// `None` leaves FUSE's own default: a strict 1 % share of the dirty
     /// limit, meant for untrusted daemons. Never above half the free space
-    /// of `size=` (see `fuse_adapter::dirty`).
+    /// of `size=` (see `fuse::dirty`).
     pub max_dirty: Option<u64>,
     /// Writeback target (`backing=`).
     pub backing: Backing,
@@ -149,9 +166,15 @@ pub const DEFAULT_SOURCE: &str = "zsfs";
 /// the kernel's own 20 %-of-RAM dirty limit for disks.
 pub const DEFAULT_MAX_DIRTY: u64 = 1 << 30;
 
-/// Smallest and largest `block_size=`.
+/// Smallest `block_size=`: the page size, so a block maps onto whole pages
+/// of the page cache.
 pub const MIN_BLOCK_SIZE: u32 = 4096;
+/// Largest `block_size=`: the pool's largest size class.
 pub const MAX_BLOCK_SIZE: u32 = 128 * 1024;
+
+/// Upper bound of `threads=`: each request loop holds a 16 MiB buffer, so
+/// more than this is a mistake rather than a tuning choice.
+pub const MAX_THREADS: usize = 256;
 
 /// Physical RAM in bytes, from sysconf.
 pub fn physical_ram() -> u64 {
