@@ -26,7 +26,7 @@ pub(crate) struct Record {
     pub live: u32,
     /// Sum of the data lengths of those frames.
     pub live_bytes: u64,
-    /// The shrinker is rewriting it: frees must not drop it (the rewriter
+    /// A rewrite (`Pool::compact_backing`) has it: frees must not drop it (the rewriter
     /// drops it when done).
     pub rewriting: bool,
 }
@@ -47,7 +47,7 @@ pub(super) struct Space {
     /// Frames live in all records, and their data bytes.
     pub(super) live_objects: u64,
     pub(super) live_bytes: u64,
-    /// Sum of `len` over `records` (kept so stats and the shrinker's
+    /// Sum of `len` over `records` (kept so stats and reclaim's
     /// dead-space check are O(1)).
     pub(super) record_bytes: u64,
 }

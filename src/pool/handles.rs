@@ -24,9 +24,11 @@
 //!   guarding the entry's location (the lock-free first look at an object's
 //!   length and place, and every access to on-disk entries, whose guard
 //!   `disk_rw` protects the bytes but is not what published them).
-//! - `load_locked` is `Relaxed`, only for an in-memory entry read under its
-//!   class lock: every store to such an entry happens under that lock, which
-//!   orders it.
+//! - `load_locked` is `Relaxed`, for an entry read under the class lock of
+//!   its object: every store that puts an entry in memory, moves it there,
+//!   takes it to disk or frees it happens under that lock, which orders it.
+//!   A disk location seen this way only picks the path; it is loaded again
+//!   with `load` (under `disk_rw`) before it is used.
 
 use crate::util::table::AtomicTable;
 pub(crate) use crate::util::table::MAX_IDS;

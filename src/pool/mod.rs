@@ -65,13 +65,16 @@
 //! list. A read takes one class lock (object in memory) or the shared side
 //! of `disk_rw` (object on disk; readers never wait for each other there,
 //! only for a record rewrite), so reads of different objects never wait on
-//! a pool-wide lock. Record writes and reads (`pwrite`/`pread`) run with no
-//! pool lock held, except the frame read of a disk object under the shared
-//! `disk_rw`. Page-arena work runs under the arena mutex: `MADV_POPULATE_WRITE`
-//! and new 2 MiB mappings from `alloc`, so inside the class lock too;
-//! `MADV_DONTNEED` of freed pages after the class lock is dropped. Hole
-//! punching runs under the space mutex (from a free, so under that object's
-//! class lock too).
+//! a pool-wide lock. Record writes and whole-record reads (`pwrite`/`pread`)
+//! run with no pool lock held; a disk object's frame is read under the
+//! shared `disk_rw`, and the consistency check reads frames holding every
+//! lock. A new 2 MiB mapping and `MADV_POPULATE_WRITE` of fresh pages run
+//! under the arena mutex, from `alloc`, so inside the class lock too.
+//! `MADV_DONTNEED` never runs under a class lock: freed pages go back in
+//! batches with no lock held, and `trim` (after compaction and writeback)
+//! drops the populated-ahead pages under the arena mutex. Hole punching and
+//! truncating the backing file run under its space mutex (from a free, so
+//! under that object's class lock and the shared `disk_rw` too).
 //!
 //! Handle entries are read without a lock only to learn the object's length
 //! (hence class) and whether it is in memory or on disk; whoever acts on the

@@ -1,7 +1,6 @@
 //! Unit tests of the pool internals (the model and stress tests are in
 //! tests/pool_*.rs).
 
-use super::class::ListId;
 use super::zspage::{fullness, GROUP_EMPTY, GROUP_FULL};
 use super::*;
 use crate::backing::BackingFile;
@@ -9,6 +8,14 @@ use crate::backing::BackingFile;
 /// The pool settings of a mount with the default `Config` (4 KiB blocks).
 fn cfg() -> PoolConfig {
     crate::mount::pool_config(&crate::config::Config::default())
+}
+
+/// Two huge objects, so two one-page zspages, the first one older.
+fn two_huge(pool: &Pool) -> (Handle, Handle) {
+    (
+        pool.alloc(&pattern(1, 4000)).unwrap(),
+        pool.alloc(&pattern(2, 4000)).unwrap(),
+    )
 }
 
 fn backing_in(dir: &tempfile::TempDir) -> Option<BackingFile> {
@@ -319,8 +326,7 @@ fn writeback_all_moves_everything_to_disk_and_back() {
 fn second_chance_rotates_referenced_zspages_once() {
     let (pool, _dir) = backed(None);
     // Two huge objects: two one-page zspages, a older than b.
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let (a, b) = two_huge(&pool);
     read(&pool, a); // a is referenced
     let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
     assert_eq!((r.zspages, r.rotations), (1, 1), "{r:?}");
@@ -349,8 +355,7 @@ fn without_second_chance_the_coldest_goes_even_if_read() {
         },
         backing_in(&dir),
     );
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let (a, b) = two_huge(&pool);
     read(&pool, a); // referenced, but nobody looks
     let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
     assert_eq!((r.zspages, r.rotations), (1, 0), "{r:?}");
@@ -367,8 +372,7 @@ fn without_second_chance_the_coldest_goes_even_if_read() {
 #[test]
 fn writeback_idle_takes_only_untouched_zspages() {
     let (pool, _dir) = backed(None);
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let (a, b) = two_huge(&pool);
     // First call: nothing read yet, both idle... but b is read first.
     read(&pool, b);
     let r = pool.writeback(WritebackRequest::Idle).unwrap();
@@ -468,14 +472,8 @@ fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
         panic!()
     };
     {
-        let mut c = core.classes[ci].lock();
-        let g = c.z(iso).group;
-        c.unlink(ListId::Group(g), iso);
-        c.unlink(ListId::Lru, iso);
-        let inuse = c.z(iso).inuse;
-        c.z_mut(iso).state = ZsState::Isolated;
-        c.isolated += 1;
-        c.isolated_inuse += inuse;
+        // What writeback_zspage does under the class lock.
+        core.classes[ci].lock().isolate(iso);
     }
     pool.debug_check_consistency();
     // Compaction would merge the two half-full zspages; with one isolated it cannot.

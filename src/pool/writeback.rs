@@ -40,7 +40,7 @@ pub enum WritebackRequest {
     /// Every zspage there is now, ignoring the referenced flag.
     All,
     /// Zspages neither allocated into nor read since the previous `Idle`
-    /// request (for the first one: not read since the shrinker last looked).
+    /// request (for the first one: not read since writeback last looked).
     Idle,
     /// About this many bytes of pool memory, coldest first, with second chance.
     Bytes(u64),
@@ -211,7 +211,7 @@ impl Pool {
         };
         if spare && c.z(zid).referenced {
             // Second chance: clear the flag and move it to the head, as if
-            // just allocated into. List surgery by the shrinker, under the
+            // just allocated into. List surgery by writeback, under the
             // class lock, on a Listed zspage.
             c.z_mut(zid).referenced = false;
             let stamp = self.clock.fetch_add(1, Ordering::Relaxed);
