@@ -40,7 +40,7 @@
 //! surgery) for the second chance.
 //!
 //! The pool is the mechanism; the policy of when and how much to write back
-//! lives in `crate::reclaim`, which the pool does not name. An optional limit
+//! lives in `crate::reclaim`, which no pool code uses. An optional limit
 //! counts pages in zspages (`pages_used`); only creating a zspage reserves
 //! pages, so an allocation into an existing zspage never fails on it. At the
 //! limit, `alloc` writes cold zspages back itself when there is a backing
