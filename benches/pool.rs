@@ -300,7 +300,7 @@ fn writeback_figures(sizes: &Sizes) {
     use zsfs::pool::WritebackRequest;
     let mut rng = Rng(7);
     let src = fill(&mut rng, 4096);
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             ..zsfs::mount::pool_config(&Config::default())
         },

@@ -84,15 +84,36 @@ pub fn storage(config: &Config) -> Result<Storage, PoolError> {
     })
 }
 
+/// A pool and its reclaim thread as one value, for tests and benches: it
+/// derefs to the `Arc<Pool>`, and dropping it stops and joins the thread
+/// first, then lets go of the pool (so `drop(pool)` closes the backing file
+/// once the test's other clones are gone).
+pub struct TestPool {
+    // Declared first: dropped (stopped and joined) before `pool`.
+    _reclaim: Option<ReclaimThread>,
+    pool: Arc<Pool>,
+}
+
+impl std::ops::Deref for TestPool {
+    type Target = Arc<Pool>;
+    fn deref(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
 /// For tests and benches: a pool with `config` over the backing file
 /// `backing` names, with its reclaim thread (default `accept_threshold=`,
 /// not watching system pressure, so runs do not depend on the machine).
 /// Panics if the backing file cannot be created.
-pub fn test_pool(config: PoolConfig, backing: &Backing) -> (Arc<Pool>, Option<ReclaimThread>) {
+pub fn test_pool(config: PoolConfig, backing: &Backing) -> TestPool {
     let file = open_backing(backing).unwrap_or_else(|e| panic!("{e}"));
     let reclaim = ReclaimConfig {
         watch_pressure: false,
         ..reclaim_config(&Config::default())
     };
-    pool(config, file, reclaim).unwrap_or_else(|e| panic!("{e}"))
+    let (pool, reclaim) = pool(config, file, reclaim).unwrap_or_else(|e| panic!("{e}"));
+    TestPool {
+        _reclaim: reclaim,
+        pool,
+    }
 }

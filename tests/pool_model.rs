@@ -47,7 +47,7 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
 fn run(config: PoolConfig, backing: Backing, ops: Vec<Op>) {
     let max = config.max_object_size;
     let backed = backing != Backing::None;
-    let (pool, _reclaim) = zsfs::mount::test_pool(config, &backing);
+    let pool = zsfs::mount::test_pool(config, &backing);
     let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut live: Vec<Handle> = Vec::new();
     for op in ops {

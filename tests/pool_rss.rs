@@ -14,7 +14,7 @@ fn rss_bytes() -> u64 {
 #[test]
 fn rss_follows_pages_held() {
     let dir = tempfile::tempdir().unwrap();
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             ..zsfs::mount::pool_config(&Config::default())
         },

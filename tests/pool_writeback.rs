@@ -20,7 +20,7 @@ use zsfs::pool::{Handle, PoolConfig, PoolError, WritebackRequest};
 #[test]
 fn tiny_limit_shrinker_and_writers_concurrently() {
     let dir = tempfile::tempdir().unwrap();
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             limit: Some(256 * 1024),
             ..zsfs::mount::pool_config(&Config::default())
@@ -127,7 +127,7 @@ fn tiny_limit_shrinker_and_writers_concurrently() {
 fn corrupted_backing_file_gives_checksum_errors_not_wrong_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backing");
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             ..zsfs::mount::pool_config(&Config::default())
         },
@@ -210,7 +210,7 @@ impl Drop for SmallFs {
 fn full_backing_disk_loses_nothing() {
     let fs = SmallFs::mount("1m");
     let backing: PathBuf = fs.path().join("backing");
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             limit: Some(256 * 1024),
             ..zsfs::mount::pool_config(&Config::default())

@@ -36,7 +36,7 @@ fn content(c: u64) -> Vec<u8> {
 #[test]
 fn shared_references_across_threads_with_writeback_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let (pool, _reclaim) = zsfs::mount::test_pool(
+    let pool = zsfs::mount::test_pool(
         PoolConfig {
             limit: Some(256 * 1024),
             ..zsfs::mount::pool_config(&Config {
@@ -46,7 +46,7 @@ fn shared_references_across_threads_with_writeback_and_compaction() {
         },
         &Backing::Path(dir.path().join("backing")),
     );
-    let store = Arc::new(Store::with_pool(BS, pool));
+    let store = Arc::new(Store::with_pool(BS, pool.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let verified = Arc::new(AtomicU64::new(0));
     let max_shared = Arc::new(AtomicU64::new(0));
