@@ -18,6 +18,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
+use zsfs::config::Config;
 use zsfs::pool::{Handle, Pool, PoolConfig};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/data/lz4_sizes_4k.txt");
@@ -162,7 +163,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("churn");
     g.throughput(Throughput::Elements(OPS as u64));
     {
-        let pool = Pool::new(PoolConfig::default());
+        let pool = Pool::new(zsfs::mount::pool_config(&Config::default()), None);
         let mut live: Vec<Handle> = (0..LIVE)
             .map(|_| pool.alloc(&src[..sizes.sample(&mut rng)]).unwrap())
             .collect();
@@ -252,7 +253,7 @@ fn bench(c: &mut Criterion) {
 fn memory_ratio(sizes: &Sizes) {
     let mut rng = Rng(42);
     let src = fill(&mut rng, 4096);
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(zsfs::mount::pool_config(&Config::default()), None);
     let n = 200_000;
     let mut hs: Vec<(Handle, usize)> = (0..n)
         .map(|_| {
@@ -299,11 +300,12 @@ fn writeback_figures(sizes: &Sizes) {
     use zsfs::pool::WritebackRequest;
     let mut rng = Rng(7);
     let src = fill(&mut rng, 4096);
-    let pool = Pool::new(PoolConfig {
-        backing: zsfs::config::Backing::TempFile,
-        watch_pressure: false,
-        ..Default::default()
-    });
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
+            ..zsfs::mount::pool_config(&Config::default())
+        },
+        &zsfs::config::Backing::TempFile,
+    );
     let hs: Vec<(Handle, usize)> = (0..50_000)
         .map(|_| {
             let len = sizes.sample(&mut rng);

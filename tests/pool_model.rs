@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use std::collections::HashMap;
-use zsfs::config::Backing;
-use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
+use zsfs::config::{Backing, Config};
+use zsfs::pool::{Handle, PoolConfig, PoolError, WritebackRequest};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -44,10 +44,10 @@ fn bytes(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn run(config: PoolConfig, ops: Vec<Op>) {
+fn run(config: PoolConfig, backing: Backing, ops: Vec<Op>) {
     let max = config.max_object_size;
-    let backed = config.backing != Backing::None;
-    let pool = Pool::new(config);
+    let backed = backing != Backing::None;
+    let pool = zsfs::mount::test_pool(config, &backing);
     let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut live: Vec<Handle> = Vec::new();
     for op in ops {
@@ -132,21 +132,17 @@ proptest! {
 
     #[test]
     fn pool_matches_model_4k(ops in prop::collection::vec(op(4096), 1..400)) {
-        run(PoolConfig::default(), ops);
+        run(zsfs::mount::pool_config(&Config::default()), Backing::None, ops);
     }
 
     #[test]
     fn pool_with_writeback_matches_model(ops in prop::collection::vec(op_wb(4096), 1..300)) {
         let dir = tempfile::tempdir().unwrap();
-        run(PoolConfig {
-            backing: Backing::Path(dir.path().join("backing")),
-            watch_pressure: false,
-            ..Default::default()
-        }, ops);
+        run(zsfs::mount::pool_config(&Config::default()), Backing::Path(dir.path().join("backing")), ops);
     }
 
     #[test]
     fn pool_matches_model_64k_blocks(ops in prop::collection::vec(op(65536), 1..200)) {
-        run(PoolConfig { max_object_size: 65536, max_pages_per_zspage: 4, ..Default::default() }, ops);
+        run(PoolConfig { max_object_size: 65536, max_pages_per_zspage: 4, ..zsfs::mount::pool_config(&Config::default()) }, Backing::None, ops);
     }
 }

@@ -2,8 +2,8 @@
 //! frees, compaction and writeback. Its own test binary (one test) so no
 //! other test's allocations blur the numbers.
 
-use zsfs::config::Backing;
-use zsfs::pool::{Pool, PoolConfig, WritebackRequest};
+use zsfs::config::{Backing, Config};
+use zsfs::pool::{PoolConfig, WritebackRequest};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -14,11 +14,12 @@ fn rss_bytes() -> u64 {
 #[test]
 fn rss_follows_pages_held() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::new(PoolConfig {
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        ..Default::default()
-    });
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
+            ..zsfs::mount::pool_config(&Config::default())
+        },
+        &Backing::Path(dir.path().join("backing")),
+    );
     let base = rss_bytes();
     let data: Vec<u8> = (0..4096u32).map(|i| (i * 7 + i / 13) as u8).collect();
     let hs: Vec<_> = (0..40_000)

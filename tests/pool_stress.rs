@@ -10,11 +10,15 @@ use common::stress_secs;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zsfs::pool::{Handle, Pool, PoolConfig};
+use zsfs::config::Config;
+use zsfs::pool::{Handle, Pool};
 
 #[test]
 fn writers_readers_and_compactor_concurrently() {
-    let pool = Arc::new(Pool::new(PoolConfig::default()));
+    let pool = Arc::new(Pool::new(
+        zsfs::mount::pool_config(&Config::default()),
+        None,
+    ));
     let stop = Arc::new(AtomicBool::new(false));
     let verified = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(stress_secs(3));

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zsfs::config::Backing;
-use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
+use zsfs::config::{Backing, Config};
+use zsfs::pool::{Handle, PoolConfig, PoolError, WritebackRequest};
 
 /// 4 writer threads allocate, read and free under a 256 KiB limit while the
 /// shrinker thread, a thread asking for writeback and a compactor all run.
@@ -20,12 +20,13 @@ use zsfs::pool::{Handle, Pool, PoolConfig, PoolError, WritebackRequest};
 #[test]
 fn tiny_limit_shrinker_and_writers_concurrently() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Arc::new(Pool::new(PoolConfig {
-        limit: Some(256 * 1024),
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        ..Default::default()
-    }));
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
+            limit: Some(256 * 1024),
+            ..zsfs::mount::pool_config(&Config::default())
+        },
+        &Backing::Path(dir.path().join("backing")),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let verified = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
@@ -126,11 +127,12 @@ fn tiny_limit_shrinker_and_writers_concurrently() {
 fn corrupted_backing_file_gives_checksum_errors_not_wrong_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("backing");
-    let pool = Pool::new(PoolConfig {
-        backing: Backing::Path(path.clone()),
-        watch_pressure: false,
-        ..Default::default()
-    });
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
+            ..zsfs::mount::pool_config(&Config::default())
+        },
+        &Backing::Path(path.clone()),
+    );
     let objs: Vec<_> = (0..300u64)
         .map(|i| (pool.alloc(&tagged(i, 100 + i as usize * 13)).unwrap(), i))
         .collect();
@@ -208,12 +210,13 @@ impl Drop for SmallFs {
 fn full_backing_disk_loses_nothing() {
     let fs = SmallFs::mount("1m");
     let backing: PathBuf = fs.path().join("backing");
-    let pool = Pool::new(PoolConfig {
-        limit: Some(256 * 1024),
-        backing: Backing::Path(backing.clone()),
-        watch_pressure: false,
-        ..Default::default()
-    });
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
+            limit: Some(256 * 1024),
+            ..zsfs::mount::pool_config(&Config::default())
+        },
+        &Backing::Path(backing.clone()),
+    );
     let mut stored = Vec::new();
     let mut refused = 0;
     for i in 0..750u64 {

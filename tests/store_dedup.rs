@@ -12,9 +12,9 @@ use common::{churn_pool, stress_secs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zsfs::config::Backing;
-use zsfs::pool::{Pool, PoolConfig};
-use zsfs::store::{pool_config, Block, Store};
+use zsfs::config::{Backing, Config};
+use zsfs::pool::PoolConfig;
+use zsfs::store::{Block, Store};
 
 const BS: usize = 4096;
 
@@ -36,15 +36,17 @@ fn content(c: u64) -> Vec<u8> {
 #[test]
 fn shared_references_across_threads_with_writeback_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::with_pool(
-        BS,
-        Pool::new(PoolConfig {
+    let pool = zsfs::mount::test_pool(
+        PoolConfig {
             limit: Some(256 * 1024),
-            backing: Backing::Path(dir.path().join("backing")),
-            watch_pressure: false,
-            ..pool_config(BS)
-        }),
-    ));
+            ..zsfs::mount::pool_config(&Config {
+                block_size: BS as u32,
+                ..Config::default()
+            })
+        },
+        &Backing::Path(dir.path().join("backing")),
+    );
+    let store = Arc::new(Store::with_pool(BS, pool.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let verified = Arc::new(AtomicU64::new(0));
     let max_shared = Arc::new(AtomicU64::new(0));

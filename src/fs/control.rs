@@ -22,7 +22,7 @@ use crate::config::physical_ram;
 use crate::control::cli::USAGE_XATTR;
 use crate::control::remount::LAST_ERROR_XATTR;
 use crate::control::{ClassRow, Command, Report, WritebackAmount};
-use crate::pool::{PoolError, WritebackRequest};
+use crate::store::{StoreError, WritebackRequest};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
@@ -38,7 +38,7 @@ impl Fs {
     /// Every counter, in the order [`crate::control::report::FIELDS`] lists.
     pub fn control_report(&self) -> Report {
         let st = self.store.stats();
-        let pool = self.store.pool().stats();
+        let pool = self.store.pool_stats();
         let mem_used = pool.pages_held * PAGE;
         let mut r = Report::default();
         r.push("orig_data_size", st.orig_data_size);
@@ -74,7 +74,6 @@ impl Fs {
         r.push("mem_saved", st.orig_data_size.saturating_sub(mem_used));
         r.classes = self
             .store
-            .pool()
             .class_stats()
             .into_iter()
             .enumerate()
@@ -112,10 +111,10 @@ impl Fs {
     }
 
     fn control_run(&self, cmd: Command) -> FsResult<()> {
-        let pool = self.store.pool();
+        let store = &self.store;
         match cmd {
             Command::Compact => {
-                let pages = pool.compact();
+                let pages = store.compact();
                 log::info!("control file: compact gave back {pages} pages");
             }
             Command::Writeback(amount) => {
@@ -124,27 +123,21 @@ impl Fs {
                     WritebackAmount::Idle => WritebackRequest::Idle,
                     WritebackAmount::Bytes(n) => WritebackRequest::Bytes(n),
                 };
-                match pool.writeback(req) {
+                match store.writeback(req) {
                     Ok(rep) => log::info!("control file: {cmd}: {rep:?}"),
-                    Err(PoolError::NoBacking) => {
+                    Err(e @ StoreError::NoBacking) => {
                         let why = format!("{cmd}: this mount has no backing file (backing=none)");
-                        return Err(self.refuse(&why, libc::ENODEV));
+                        return Err(self.refuse(&why, e.errno()));
                     }
-                    Err(e) => {
-                        let errno = match e {
-                            PoolError::Io(ref io) => io.raw_os_error().unwrap_or(libc::EIO),
-                            _ => libc::EIO,
-                        };
-                        return Err(self.refuse(&format!("{cmd}: {e}"), errno));
-                    }
+                    Err(e) => return Err(self.refuse(&format!("{cmd}: {e}"), e.errno())),
                 }
             }
             Command::PoolLimit(limit) => {
                 let bytes = limit.map(|l| l.bytes(physical_ram()));
-                pool.set_limit(bytes);
+                store.set_limit(bytes);
                 log::info!("control file: pool limit now {bytes:?} bytes");
             }
-            Command::ResetMemUsedMax => pool.reset_max_pages(),
+            Command::ResetMemUsedMax => store.reset_max_pages(),
             Command::Remount { ref options, check } => {
                 self.remount(options, check)
                     .map_err(|why| self.refuse(&format!("remount: {why}"), libc::EINVAL))?;

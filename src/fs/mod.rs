@@ -138,6 +138,8 @@ pub(crate) struct Inode {
 /// The filesystem.
 pub struct Fs {
     store: Store,
+    /// The store's reclaim thread (stopped and joined on drop); see `mount`.
+    _reclaim: Option<crate::reclaim::ReclaimThread>,
     /// Block budget from `size=`.
     space: Space,
     /// Write requests in progress, which size a write's compression
@@ -214,12 +216,13 @@ impl Fs {
     /// backing file and shrinker.
     pub fn try_new(config: &Config) -> Result<Fs, crate::pool::PoolError> {
         let block_size = config.block_size;
-        let store = Store::from_config(config)?;
+        let crate::mount::Storage { store, reclaim } = crate::mount::storage(config)?;
         let max_blocks = config.size / u64::from(block_size);
         // SAFETY: geteuid cannot fail.
         let owner_uid = unsafe { libc::geteuid() };
         let fs = Fs {
             store,
+            _reclaim: reclaim,
             space: Space::new(max_blocks, block_size, WRITE_BUFFER_BYTES),
             writers: Writers::default(),
             table: RwLock::new(InodeTable::default()),

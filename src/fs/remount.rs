@@ -117,12 +117,11 @@ impl Fs {
             .set_max(max_blocks)
             .map_err(|u| format!("size={} is below the {} bytes in use", new.size, u * bs))?;
         self.set_max_inodes(new.nr_inodes.max(1));
-        let pool = self.store.pool();
-        pool.set_limit(
+        self.store.set_limit(
             new.pool_limit
                 .map(|l| l.bytes(crate::config::physical_ram())),
         );
-        pool.set_accept_threshold(new.accept_threshold);
+        self.store.set_accept_threshold(new.accept_threshold);
         self.set_atime_mode(atime_mode(&new));
         self.set_root_owner(&new)?;
         *self.undo.lock() = Some(std::mem::replace(&mut *live, new));

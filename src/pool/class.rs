@@ -1,5 +1,7 @@
-//! The size-class table: which class an object of n bytes goes to, and how
-//! many 4 KiB pages a zspage of that class chains.
+//! Size classes: the table (which class an object of n bytes goes to, and
+//! how many 4 KiB pages a zspage of that class chains), and `Class`, the
+//! state one class lock guards (its slab of zspages, their fullness groups
+//! and LRU, its free handle ids).
 //!
 //! Raw classes are log-linear: 32 B to 4096 B in 16 B steps (zsmalloc's 255
 //! classes for 4 KiB pages), then 128 classes per doubling above 4 KiB (the
@@ -16,7 +18,11 @@
 //! per zspage is "huge": the object has a zspage (one page up to 4 KiB) of
 //! its own.
 
-use super::pages::PAGE_SIZE;
+use super::list::{Link, Links, List, EMPTY_LIST, NIL};
+use super::pages::{Page, PAGE_SIZE};
+use super::zspage::{
+    fullness, ZsPage, ZsState, GROUPS, GROUP_EMPTY, GROUP_FULL, SLOT_FREE, SLOT_NIL,
+};
 
 /// Smallest class: every object takes at least this many bytes.
 pub(crate) const MIN_CLASS: usize = 32;
@@ -137,6 +143,251 @@ impl ClassTable {
     #[inline]
     pub fn class_of(&self, len: usize) -> usize {
         usize::from(self.by16[len.div_ceil(STEP)])
+    }
+}
+
+/// Which list of a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ListId {
+    Group(usize),
+    Lru,
+}
+
+/// The zspages of a slab, seen through one kind of link.
+struct SlabLinks<'a> {
+    slab: &'a mut [Option<ZsPage>],
+    lru: bool,
+}
+
+impl Links for SlabLinks<'_> {
+    fn link(&mut self, id: u32) -> &mut Link {
+        let z = self.slab[id as usize].as_mut().expect("live zspage id");
+        if self.lru {
+            &mut z.llink
+        } else {
+            &mut z.glink
+        }
+    }
+}
+
+/// One size class and everything its lock guards.
+pub(super) struct Class {
+    pub info: ClassInfo,
+    /// Zspages by id. Invariant: `slab[id]` is Some iff id is not in `free_zs`.
+    pub slab: Vec<Option<ZsPage>>,
+    /// Unused slab ids.
+    pub free_zs: Vec<u32>,
+    /// Listed zspages by fullness group.
+    pub groups: [List; GROUPS],
+    /// Listed zspages, most recently put at the head first (by `stamp`).
+    pub lru: List,
+    /// Handle ids free for reuse by this class. Invariant: their entries are Free.
+    pub free_ids: Vec<u32>,
+    /// Zspages in the slab (listed and isolated).
+    pub zspages: usize,
+    /// Objects in all zspages of the slab.
+    pub inuse: usize,
+    /// Isolated zspages and the objects in them.
+    pub isolated: usize,
+    pub isolated_inuse: usize,
+}
+
+impl Class {
+    pub fn new(info: ClassInfo) -> Class {
+        Class {
+            info,
+            slab: Vec::new(),
+            free_zs: Vec::new(),
+            groups: [EMPTY_LIST; GROUPS],
+            lru: EMPTY_LIST,
+            free_ids: Vec::new(),
+            zspages: 0,
+            inuse: 0,
+            isolated: 0,
+            isolated_inuse: 0,
+        }
+    }
+
+    pub fn z(&self, id: u32) -> &ZsPage {
+        self.slab[id as usize].as_ref().expect("live zspage id")
+    }
+
+    pub fn z_mut(&mut self, id: u32) -> &mut ZsPage {
+        self.slab[id as usize].as_mut().expect("live zspage id")
+    }
+
+    fn parts(&mut self, which: ListId) -> (&mut List, SlabLinks<'_>) {
+        match which {
+            ListId::Group(g) => (
+                &mut self.groups[g],
+                SlabLinks {
+                    slab: &mut self.slab,
+                    lru: false,
+                },
+            ),
+            ListId::Lru => (
+                &mut self.lru,
+                SlabLinks {
+                    slab: &mut self.slab,
+                    lru: true,
+                },
+            ),
+        }
+    }
+
+    pub fn push_front(&mut self, which: ListId, id: u32) {
+        let (list, mut nodes) = self.parts(which);
+        list.push_front(&mut nodes, id);
+    }
+
+    pub fn unlink(&mut self, which: ListId, id: u32) {
+        let (list, mut nodes) = self.parts(which);
+        list.unlink(&mut nodes, id);
+    }
+
+    /// Move a Listed zspage to the LRU head with clock value `stamp`. The
+    /// callers, all under this class lock (the lock isolation takes): an
+    /// allocation into it, second chance, putback after a failed write.
+    pub fn move_to_lru_head(&mut self, id: u32, stamp: u64) {
+        self.z_mut(id).stamp = stamp;
+        if self.lru.head != id {
+            self.unlink(ListId::Lru, id);
+            self.push_front(ListId::Lru, id);
+        }
+    }
+
+    /// Put a Listed zspage in the group its fill says.
+    fn regroup(&mut self, id: u32) {
+        let z = self.z(id);
+        if z.state != ZsState::Listed {
+            return;
+        }
+        let (old, new) = (z.group, fullness(z.inuse, self.info.objs));
+        if old != new {
+            self.unlink(ListId::Group(old), id);
+            self.z_mut(id).group = new;
+            self.push_front(ListId::Group(new), id);
+        }
+    }
+
+    /// The fullest Listed zspage with a free slot.
+    pub fn find_alloc(&self) -> Option<u32> {
+        (GROUP_EMPTY..GROUP_FULL)
+            .rev()
+            .map(|g| self.groups[g].head)
+            .find(|&h| h != NIL)
+    }
+
+    /// Add a zspage over `pages`, Listed, at the head of the empty group and
+    /// of the LRU (stamped by the allocation that follows).
+    pub fn new_zspage(&mut self, pages: Box<[Page]>) -> u32 {
+        let z = ZsPage::new(pages, self.info.objs);
+        let id = match self.free_zs.pop() {
+            Some(id) => {
+                self.slab[id as usize] = Some(z);
+                id
+            }
+            None => {
+                self.slab.push(Some(z));
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 zspages per class")
+            }
+        };
+        self.zspages += 1;
+        self.push_front(ListId::Group(GROUP_EMPTY), id);
+        self.push_front(ListId::Lru, id);
+        id
+    }
+
+    /// Take a free slot of zspage `zid` for handle `hid`; returns the slot.
+    pub fn take_slot(&mut self, zid: u32, hid: u32) -> usize {
+        let z = self.z_mut(zid);
+        let idx = z.free_head as usize;
+        debug_assert!(z.free_head != SLOT_NIL, "take_slot on a full zspage");
+        z.free_head = z.slots[idx] & !SLOT_FREE;
+        z.slots[idx] = hid;
+        z.inuse += 1;
+        let isolated = z.state == ZsState::Isolated;
+        self.inuse += 1;
+        if isolated {
+            self.isolated_inuse += 1;
+        }
+        self.regroup(zid);
+        idx
+    }
+
+    pub fn release_slot(&mut self, zid: u32, idx: usize) {
+        let z = self.z_mut(zid);
+        debug_assert!(z.slots[idx] & SLOT_FREE == 0, "double free of a slot");
+        z.slots[idx] = SLOT_FREE | z.free_head;
+        z.free_head = idx as u32;
+        z.inuse -= 1;
+        let isolated = z.state == ZsState::Isolated;
+        self.inuse -= 1;
+        if isolated {
+            self.isolated_inuse -= 1;
+        }
+        self.regroup(zid);
+    }
+
+    /// Take a Listed zspage out of its lists: writeback owns it now.
+    pub fn isolate(&mut self, zid: u32) {
+        let group = self.z(zid).group;
+        self.unlink(ListId::Group(group), zid);
+        self.unlink(ListId::Lru, zid);
+        let inuse = self.z(zid).inuse;
+        self.z_mut(zid).state = ZsState::Isolated;
+        self.isolated += 1;
+        self.isolated_inuse += inuse;
+    }
+
+    /// Undo `isolate` for a zspage that still holds objects: back to its
+    /// group and to the LRU head with clock value `stamp`.
+    pub fn unisolate(&mut self, zid: u32, stamp: u64) {
+        let inuse = self.z(zid).inuse;
+        debug_assert!(inuse > 0, "an emptied isolated zspage is dropped instead");
+        self.isolated -= 1;
+        self.isolated_inuse -= inuse;
+        let g = fullness(inuse, self.info.objs);
+        let z = self.z_mut(zid);
+        z.state = ZsState::Listed;
+        z.group = g;
+        z.stamp = stamp;
+        self.push_front(ListId::Group(g), zid);
+        self.push_front(ListId::Lru, zid);
+    }
+
+    /// Drop an empty zspage from the class; the caller frees the pages
+    /// after releasing the class lock.
+    pub fn remove_zspage(&mut self, zid: u32) -> Box<[Page]> {
+        let z = self.z(zid);
+        assert_eq!(z.inuse, 0, "removing a zspage with live objects");
+        match z.state {
+            ZsState::Listed => {
+                self.unlink(ListId::Group(z.group), zid);
+                self.unlink(ListId::Lru, zid);
+            }
+            ZsState::Isolated => self.isolated -= 1,
+        }
+        let z = self.slab[zid as usize].take().expect("live zspage");
+        self.free_zs.push(zid);
+        self.zspages -= 1;
+        z.pages
+    }
+
+    /// zsmalloc's zs_can_compact: would moving objects free a zspage?
+    pub fn can_compact(&self) -> bool {
+        let allocated = (self.zspages - self.isolated) * self.info.objs;
+        let wasted = allocated - (self.inuse - self.isolated_inuse);
+        self.info.objs > 1 && wasted >= self.info.objs
+    }
+
+    pub fn metadata_bytes(&self) -> usize {
+        let per = std::mem::size_of::<Option<ZsPage>>()
+            + self.info.pages * std::mem::size_of::<Page>()
+            + self.info.objs * 4;
+        self.slab.capacity() * std::mem::size_of::<Option<ZsPage>>()
+            + self.zspages * (per - std::mem::size_of::<Option<ZsPage>>())
+            + self.free_ids.capacity() * 4
     }
 }
 

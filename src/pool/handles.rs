@@ -1,8 +1,7 @@
 //! The handle table: handle id -> where the object is now.
 //!
-//! Two levels (a directory of 2^15 lazily allocated blocks of 2^16 entries)
-//! so a lookup is two loads and never takes a lock. Each entry is one
-//! `AtomicU64` holding a `Loc`:
+//! A `util::table::AtomicTable` (two levels, lock-free lookup) of entries,
+//! each one `AtomicU64` holding a `Loc`:
 //!
 //! ```text
 //!  63..62  tag       0 free, 1 in memory, 2 on disk
@@ -14,14 +13,26 @@
 //!
 //! The class is not stored: it is `class_of(len)`, fixed for the handle's
 //! life. Who may change an entry: see the lock order in `pool/mod.rs`.
+//!
+//! # Orderings (stated here once; `Entry` is the only code that touches one)
+//!
+//! - Every store (`set_mem`, `set_disk`, `set_free`) is `Release`. The case
+//!   that needs it: a reader that sees an on-disk location must see the
+//!   record that was `pwrite`n before the location was stored; and a thread
+//!   that learns a handle through a relaxed channel sees its entry.
+//! - `load` is `Acquire`, for every reader that does not hold the lock
+//!   guarding the entry's location (the lock-free first look at an object's
+//!   length and place, and every access to on-disk entries, whose guard
+//!   `disk_rw` protects the bytes but is not what published them).
+//! - `load_locked` is `Relaxed`, for an entry read under the class lock of
+//!   its object: every store that puts an entry in memory, moves it there,
+//!   takes it to disk or frees it happens under that lock, which orders it.
+//!   A disk location seen this way only picks the path; it is loaded again
+//!   with `load` (under `disk_rw`) before it is used.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
-
-const BLOCK_BITS: u32 = 16;
-const BLOCK: usize = 1 << BLOCK_BITS;
-/// Handle ids are below 2^31 (a zspage slot stores one with a spare top bit).
-pub(crate) const MAX_IDS: u32 = 1 << 31;
-const DIR: usize = (MAX_IDS as usize) >> BLOCK_BITS;
+use crate::util::table::AtomicTable;
+pub(crate) use crate::util::table::MAX_IDS;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const TAG_SHIFT: u32 = 62;
 const TAG_MEM: u64 = 1;
@@ -34,8 +45,8 @@ const IDX_BITS: u32 = 12;
 pub(crate) const MAX_OBJS_PER_ZSPAGE: usize = 1 << IDX_BITS;
 /// Largest object length an entry can describe.
 pub(crate) const MAX_LEN: usize = LEN_MASK as usize;
-/// Largest backing-file offset an entry can describe (16 TiB).
-pub(crate) const MAX_DISK_OFFSET: u64 = LOW_MASK;
+// Every offset the backing file hands out fits the entry's 44 low bits.
+const _: () = assert!(crate::backing::MAX_OFFSET <= LOW_MASK);
 
 /// Decoded entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +57,7 @@ pub(crate) enum Loc {
 }
 
 impl Loc {
-    pub fn encode(self) -> u64 {
+    fn encode(self) -> u64 {
         match self {
             Loc::Free => 0,
             Loc::Mem { len, zspage, idx } => {
@@ -57,13 +68,13 @@ impl Loc {
                     | idx as u64
             }
             Loc::Disk { len, off } => {
-                debug_assert!(len <= MAX_LEN && off <= MAX_DISK_OFFSET);
+                debug_assert!(len <= MAX_LEN && off <= LOW_MASK);
                 TAG_DISK << TAG_SHIFT | (len as u64) << LEN_SHIFT | off
             }
         }
     }
 
-    pub fn decode(v: u64) -> Loc {
+    fn decode(v: u64) -> Loc {
         let len = ((v >> LEN_SHIFT) & LEN_MASK) as usize;
         let low = v & LOW_MASK;
         match v >> TAG_SHIFT {
@@ -79,10 +90,46 @@ impl Loc {
     }
 }
 
+/// One handle entry. Every state change of an entry goes through here.
+#[repr(transparent)]
+pub(crate) struct Entry(AtomicU64);
+
+impl Entry {
+    /// The location, for a reader not holding the lock that guards it.
+    #[inline]
+    pub fn load(&self) -> Loc {
+        Loc::decode(self.0.load(Ordering::Acquire))
+    }
+
+    /// The location of an in-memory entry, read under its class lock.
+    #[inline]
+    pub fn load_locked(&self) -> Loc {
+        Loc::decode(self.0.load(Ordering::Relaxed))
+    }
+
+    /// The object now lives in slot `idx` of zspage `zspage` (under the class lock).
+    pub fn set_mem(&self, len: usize, zspage: u32, idx: usize) {
+        self.store(Loc::Mem { len, zspage, idx });
+    }
+
+    /// The object now lives in the frame at `off` of the backing file,
+    /// written before this call (under the class lock or exclusive `disk_rw`).
+    pub fn set_disk(&self, len: usize, off: u64) {
+        self.store(Loc::Disk { len, off });
+    }
+
+    /// The object is gone; the id may be reused after this.
+    pub fn set_free(&self) {
+        self.store(Loc::Free);
+    }
+
+    fn store(&self, loc: Loc) {
+        self.0.store(loc.encode(), Ordering::Release);
+    }
+}
+
 pub(crate) struct HandleTable {
-    /// Invariant: dir[i] is null or a leaked `Box<[AtomicU64; BLOCK]>` that
-    /// lives until the table drops. Set once (null -> block), never changed.
-    dir: Box<[AtomicPtr<AtomicU64>]>,
+    entries: AtomicTable,
     /// Ids below this have been handed out at least once (their block exists).
     next: AtomicU32,
 }
@@ -90,9 +137,7 @@ pub(crate) struct HandleTable {
 impl HandleTable {
     pub fn new() -> HandleTable {
         HandleTable {
-            dir: (0..DIR)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            entries: AtomicTable::new(),
             next: AtomicU32::new(0),
         }
     }
@@ -100,26 +145,13 @@ impl HandleTable {
     /// A never-used id, or None when all 2^31 are taken.
     pub fn new_id(&self) -> Option<u32> {
         // Relaxed: the counter only has to hand out distinct values; the
-        // block the id lives in is published by the CAS below.
+        // block the id lives in is published by the table.
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if id >= MAX_IDS {
             self.next.store(MAX_IDS, Ordering::Relaxed);
             return None;
         }
-        let slot = &self.dir[(id >> BLOCK_BITS) as usize];
-        if slot.load(Ordering::Acquire).is_null() {
-            let block: Box<[AtomicU64]> = (0..BLOCK).map(|_| AtomicU64::new(0)).collect();
-            let p = Box::into_raw(block).cast::<AtomicU64>();
-            // AcqRel: Release publishes the zeroed block to every later
-            // Acquire load in `entry`; Acquire on failure sees the winner's.
-            if slot
-                .compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // SAFETY: p came from Box::into_raw just above and was not published.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
-            }
-        }
+        self.entries.get_or_alloc(id);
         Some(id)
     }
 
@@ -130,24 +162,10 @@ impl HandleTable {
 
     /// The entry of an id returned by `new_id`.
     #[inline]
-    pub fn entry(&self, id: u32) -> &AtomicU64 {
-        // Acquire pairs with the publishing CAS in new_id.
-        let block = self.dir[(id >> BLOCK_BITS) as usize].load(Ordering::Acquire);
-        assert!(!block.is_null(), "handle {id} was never allocated");
-        // SAFETY: block is a live array of BLOCK entries (invariant of dir).
-        unsafe { &*block.add(id as usize & (BLOCK - 1)) }
-    }
-}
-
-impl Drop for HandleTable {
-    fn drop(&mut self) {
-        for slot in self.dir.iter() {
-            let p = slot.load(Ordering::Relaxed);
-            if !p.is_null() {
-                // SAFETY: allocated in new_id as a boxed slice of BLOCK.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
-            }
-        }
+    pub fn entry(&self, id: u32) -> &Entry {
+        let e = self.entries.get(id).expect("handle was never allocated");
+        // SAFETY: Entry is a repr(transparent) AtomicU64.
+        unsafe { &*(e as *const AtomicU64).cast::<Entry>() }
     }
 }
 
@@ -171,7 +189,7 @@ mod tests {
             },
             Loc::Disk {
                 len: 4096,
-                off: MAX_DISK_OFFSET,
+                off: crate::backing::MAX_OFFSET,
             },
         ] {
             assert_eq!(Loc::decode(loc.encode()), loc);
@@ -181,13 +199,17 @@ mod tests {
     #[test]
     fn ids_across_blocks() {
         let t = HandleTable::new();
-        for _ in 0..(BLOCK + 10) {
+        let block = crate::util::table::BLOCK as u32;
+        for _ in 0..(block + 10) {
             let id = t.new_id().unwrap();
-            t.entry(id).store(u64::from(id) + 1, Ordering::Relaxed);
+            t.entry(id).set_disk(1, u64::from(id) + 1);
         }
         assert_eq!(
-            t.entry(BLOCK as u32 + 3).load(Ordering::Relaxed),
-            BLOCK as u64 + 4
+            t.entry(block + 3).load(),
+            Loc::Disk {
+                len: 1,
+                off: u64::from(block) + 4
+            }
         );
     }
 }

@@ -1,8 +1,26 @@
 //! Unit tests of the pool internals (the model and stress tests are in
 //! tests/pool_*.rs).
 
+use super::zspage::{fullness, GROUP_EMPTY, GROUP_FULL};
 use super::*;
-use crate::config::Backing;
+use crate::backing::BackingFile;
+
+/// The pool settings of a mount with the default `Config` (4 KiB blocks).
+fn cfg() -> PoolConfig {
+    crate::mount::pool_config(&crate::config::Config::default())
+}
+
+/// Two huge objects, so two one-page zspages, the first one older.
+fn two_huge(pool: &Pool) -> (Handle, Handle) {
+    (
+        pool.alloc(&pattern(1, 4000)).unwrap(),
+        pool.alloc(&pattern(2, 4000)).unwrap(),
+    )
+}
+
+fn backing_in(dir: &tempfile::TempDir) -> Option<BackingFile> {
+    Some(BackingFile::create_at(&dir.path().join("backing")).unwrap())
+}
 
 fn pattern(seed: u32, len: usize) -> Vec<u8> {
     (0..len)
@@ -16,7 +34,7 @@ fn read(pool: &Pool, h: Handle) -> Vec<u8> {
 
 #[test]
 fn round_trip_every_size_including_straddlers() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     let mut hs = Vec::new();
     for len in (0..=4096).step_by(7).chain([4096]) {
         let d = pattern(len as u32, len);
@@ -24,7 +42,7 @@ fn round_trip_every_size_including_straddlers() {
     }
     pool.debug_check_consistency();
     // 208 B class chains 3 pages: slot 19 starts at 3952 and straddles.
-    let c = pool.core.table.classes[pool.core.table.class_of(208)];
+    let c = pool.table.classes[pool.table.class_of(208)];
     assert_eq!(c.pages, 3);
     for (h, d) in &hs {
         assert_eq!(&read(&pool, *h), d);
@@ -40,7 +58,7 @@ fn round_trip_every_size_including_straddlers() {
 
 #[test]
 fn objects_straddle_page_boundaries() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     // 59 objects of 208 B fill a 3-page zspage; slots 19 and 39 straddle.
     let hs: Vec<_> = (0..59)
         .map(|i| (pool.alloc(&pattern(i, 208)).unwrap(), i))
@@ -55,13 +73,11 @@ fn objects_straddle_page_boundaries() {
         assert_eq!(read(&pool, h), pattern(i, 208));
     }
     // Find the objects whose slots cross a page boundary and check them.
-    let size = pool.core.table.classes[pool.core.table.class_of(208)].size;
+    let size = pool.table.classes[pool.table.class_of(208)].size;
     let straddlers: Vec<_> = hs
         .iter()
         .filter(|(h, _)| {
-            let Loc::Mem { idx, .. } =
-                Loc::decode(pool.core.handles.entry(h.id()).load(Ordering::Relaxed))
-            else {
+            let Loc::Mem { idx, .. } = pool.handles.entry(h.id()).load() else {
                 panic!()
             };
             (idx * size) / PAGE_SIZE != (idx * size + size - 1) / PAGE_SIZE
@@ -80,10 +96,13 @@ fn objects_straddle_page_boundaries() {
 
 #[test]
 fn large_objects_for_128k_blocks() {
-    let pool = Pool::new(PoolConfig {
-        max_object_size: 128 * 1024,
-        ..Default::default()
-    });
+    let pool = Pool::new(
+        PoolConfig {
+            max_object_size: 128 * 1024,
+            ..cfg()
+        },
+        None,
+    );
     let mut hs = Vec::new();
     for len in [4097, 5000, 8192, 20000, 65536, 100_000, 131072] {
         for k in 0..3 {
@@ -108,7 +127,7 @@ fn large_objects_for_128k_blocks() {
     for (h, ..) in hs {
         pool.free(h);
     }
-    assert_eq!(pool.stats().pages_held as usize, pool.core.arena.cached());
+    assert_eq!(pool.stats().pages_held as usize, pool.arena.cached());
 }
 
 #[test]
@@ -127,7 +146,7 @@ fn fullness_groups_match_zsmalloc() {
 
 #[test]
 fn allocation_takes_fullest_zspage() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     // 2048 B class: 2 objects per 1-page zspage.
     let a: Vec<_> = (0..6)
         .map(|i| pool.alloc(&pattern(i, 2048)).unwrap())
@@ -146,10 +165,13 @@ fn allocation_takes_fullest_zspage() {
 
 #[test]
 fn limit_fails_cleanly_and_names_the_limit() {
-    let pool = Pool::new(PoolConfig {
-        limit: Some(4 * 4096),
-        ..Default::default()
-    });
+    let pool = Pool::new(
+        PoolConfig {
+            limit: Some(4 * 4096),
+            ..cfg()
+        },
+        None,
+    );
     let mut hs = Vec::new();
     for i in 0..4 {
         hs.push(pool.alloc(&pattern(i, 4000)).unwrap());
@@ -184,7 +206,7 @@ fn limit_fails_cleanly_and_names_the_limit() {
 
 #[test]
 fn compaction_frees_sparse_zspages_and_keeps_data() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     let mut hs: Vec<_> = (0..2000)
         .map(|i| (pool.alloc(&pattern(i, 200 + (i as usize % 50))).unwrap(), i))
         .collect();
@@ -216,22 +238,20 @@ fn compaction_frees_sparse_zspages_and_keeps_data() {
 
 #[test]
 fn lru_moves_on_alloc_only_and_reads_mark_referenced() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     let a = pool.alloc(&pattern(1, 1000)).unwrap(); // zspage A of the 1000-ish class
-    let ci = pool.core.table.class_of(1000);
-    let per = pool.core.table.classes[ci].objs;
+    let ci = pool.table.class_of(1000);
+    let per = pool.table.classes[ci].objs;
     let mut rest: Vec<_> = (0..per)
         .map(|i| pool.alloc(&pattern(i as u32, 1000)).unwrap())
         .collect();
     // A filled up; the last alloc opened zspage B, which is now the LRU head.
-    let head_before = pool.core.classes[ci].lock().lru.head;
+    let head_before = pool.classes[ci].lock().lru.head;
     pool.read_with(a, |_| ()).unwrap();
-    let c = pool.core.classes[ci].lock();
+    let c = pool.classes[ci].lock();
     assert_eq!(c.lru.head, head_before, "a read does not move the LRU");
     assert_eq!(c.lru.len, 2);
-    let Loc::Mem { zspage: za, .. } =
-        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed))
-    else {
+    let Loc::Mem { zspage: za, .. } = pool.handles.entry(a.id()).load() else {
         panic!()
     };
     assert!(c.z(za).referenced);
@@ -246,7 +266,7 @@ fn lru_moves_on_alloc_only_and_reads_mark_referenced() {
 
 #[test]
 fn reentrant_read_with() {
-    let pool = Pool::new(PoolConfig::default());
+    let pool = Pool::new(cfg(), None);
     let a = pool.alloc(b"outer").unwrap();
     let b = pool.alloc(b"inner object").unwrap();
     let got = pool
@@ -260,12 +280,7 @@ fn reentrant_read_with() {
 
 fn backed(limit: Option<u64>) -> (Pool, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::new(PoolConfig {
-        limit,
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        ..Default::default()
-    });
+    let pool = Pool::new(PoolConfig { limit, ..cfg() }, backing_in(&dir));
     (pool, dir)
 }
 
@@ -276,14 +291,14 @@ fn writeback_all_moves_everything_to_disk_and_back() {
         .map(|i| (pool.alloc(&pattern(i, 37 + i as usize * 7)).unwrap(), i))
         .collect();
     // Pages in zspages: the arena's resident reserve is not written back.
-    let pages = pool.stats().pages_held - pool.core.arena.cached() as u64;
+    let pages = pool.stats().pages_held - pool.arena.cached() as u64;
     let r = pool.writeback(WritebackRequest::All).unwrap();
     assert_eq!(r.objects, 500);
     pool.debug_check_consistency();
     let st = pool.stats();
     assert_eq!((st.objects, st.zspages, st.disk_objects), (0, 0, 500));
     assert_eq!(st.written_back_pages, r.pages_freed);
-    assert!(r.pages_freed + pool.core.arena.cached() as u64 >= pages);
+    assert!(r.pages_freed + pool.arena.cached() as u64 >= pages);
     assert!(st.bd_writes > 0 && st.bd_count > 0);
     for &(h, i) in &hs {
         assert_eq!(read(&pool, h), pattern(i, 37 + i as usize * 7));
@@ -311,20 +326,16 @@ fn writeback_all_moves_everything_to_disk_and_back() {
 fn second_chance_rotates_referenced_zspages_once() {
     let (pool, _dir) = backed(None);
     // Two huge objects: two one-page zspages, a older than b.
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let (a, b) = two_huge(&pool);
     read(&pool, a); // a is referenced
     let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
     assert_eq!((r.zspages, r.rotations), (1, 1), "{r:?}");
     // a was rotated, b written back.
     assert!(matches!(
-        Loc::decode(pool.core.handles.entry(b.id()).load(Ordering::Relaxed)),
+        pool.handles.entry(b.id()).load(),
         Loc::Disk { .. }
     ));
-    assert!(matches!(
-        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
-        Loc::Mem { .. }
-    ));
+    assert!(matches!(pool.handles.entry(a.id()).load(), Loc::Mem { .. }));
     assert_eq!(pool.stats().second_chance, 1);
     // Second time round its flag is clear: written back.
     let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
@@ -337,19 +348,19 @@ fn second_chance_rotates_referenced_zspages_once() {
 #[test]
 fn without_second_chance_the_coldest_goes_even_if_read() {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::new(PoolConfig {
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        second_chance: false,
-        ..Default::default()
-    });
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let pool = Pool::new(
+        PoolConfig {
+            second_chance: false,
+            ..cfg()
+        },
+        backing_in(&dir),
+    );
+    let (a, b) = two_huge(&pool);
     read(&pool, a); // referenced, but nobody looks
     let r = pool.writeback(WritebackRequest::Bytes(4096)).unwrap();
     assert_eq!((r.zspages, r.rotations), (1, 0), "{r:?}");
     assert!(matches!(
-        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
+        pool.handles.entry(a.id()).load(),
         Loc::Disk { .. }
     ));
     assert_eq!(pool.stats().second_chance, 0);
@@ -361,14 +372,13 @@ fn without_second_chance_the_coldest_goes_even_if_read() {
 #[test]
 fn writeback_idle_takes_only_untouched_zspages() {
     let (pool, _dir) = backed(None);
-    let a = pool.alloc(&pattern(1, 4000)).unwrap();
-    let b = pool.alloc(&pattern(2, 4000)).unwrap();
+    let (a, b) = two_huge(&pool);
     // First call: nothing read yet, both idle... but b is read first.
     read(&pool, b);
     let r = pool.writeback(WritebackRequest::Idle).unwrap();
     assert_eq!((r.zspages, r.rotations), (1, 1), "{r:?}");
     assert!(matches!(
-        Loc::decode(pool.core.handles.entry(a.id()).load(Ordering::Relaxed)),
+        pool.handles.entry(a.id()).load(),
         Loc::Disk { .. }
     ));
     // Allocated after the previous idle call: not idle.
@@ -378,10 +388,7 @@ fn writeback_idle_takes_only_untouched_zspages() {
         r.zspages, 1,
         "b (untouched since) goes, c (new) stays: {r:?}"
     );
-    assert!(matches!(
-        Loc::decode(pool.core.handles.entry(c.id()).load(Ordering::Relaxed)),
-        Loc::Mem { .. }
-    ));
+    assert!(matches!(pool.handles.entry(c.id()).load(), Loc::Mem { .. }));
     pool.debug_check_consistency();
 }
 
@@ -399,10 +406,13 @@ fn limit_with_backing_writes_back_instead_of_failing() {
     }
     pool.debug_check_consistency();
     // Without a backing file the same limit is hard.
-    let hard = Pool::new(PoolConfig {
-        limit: Some(16 * 4096),
-        ..Default::default()
-    });
+    let hard = Pool::new(
+        PoolConfig {
+            limit: Some(16 * 4096),
+            ..cfg()
+        },
+        None,
+    );
     let err = (0..200)
         .map(|i| hard.alloc(&pattern(i, 3000)))
         .find_map(Result::err)
@@ -429,7 +439,7 @@ fn sparse_records_are_rewritten() {
             pool.free(h);
         }
     }
-    let freed = pool.core.rewrite_sparse_records().unwrap();
+    let freed = pool.compact_backing().unwrap();
     let st = pool.stats();
     assert!(
         freed > 0 && st.bd_count < before / 3,
@@ -448,8 +458,8 @@ fn sparse_records_are_rewritten() {
 /// of its objects work, and putting it back restores the lists.
 #[test]
 fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
-    let pool = Pool::new(PoolConfig::default());
-    let core = &pool.core;
+    let pool = Pool::new(cfg(), None);
+    let core = &pool;
     // 1024 B class: 4 objects per one-page zspage. Two half-full zspages.
     let hs: Vec<_> = (0..8)
         .map(|i| pool.alloc(&pattern(i, 1000)).unwrap())
@@ -458,20 +468,12 @@ fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
         pool.free(h);
     }
     let ci = core.table.class_of(1000);
-    let Loc::Mem { zspage: iso, .. } =
-        Loc::decode(core.handles.entry(hs[0].id()).load(Ordering::Relaxed))
-    else {
+    let Loc::Mem { zspage: iso, .. } = core.handles.entry(hs[0].id()).load() else {
         panic!()
     };
     {
-        let mut c = core.classes[ci].lock();
-        let g = c.z(iso).group;
-        c.unlink(ListId::Group(g), iso);
-        c.unlink(ListId::Lru, iso);
-        let inuse = c.z(iso).inuse;
-        c.z_mut(iso).state = ZsState::Isolated;
-        c.isolated += 1;
-        c.isolated_inuse += inuse;
+        // What writeback_zspage does under the class lock.
+        core.classes[ci].lock().isolate(iso);
     }
     pool.debug_check_consistency();
     // Compaction would merge the two half-full zspages; with one isolated it cannot.
@@ -481,9 +483,7 @@ fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
         .map(|i| pool.alloc(&pattern(100 + i, 1000)).unwrap())
         .collect();
     for &h in &more {
-        let Loc::Mem { zspage, .. } =
-            Loc::decode(core.handles.entry(h.id()).load(Ordering::Relaxed))
-        else {
+        let Loc::Mem { zspage, .. } = core.handles.entry(h.id()).load() else {
             panic!()
         };
         assert_ne!(zspage, iso);
@@ -505,54 +505,12 @@ fn isolated_zspage_takes_no_allocations_and_is_not_compacted() {
     pool.debug_check_consistency();
 }
 
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-#[test]
-fn shrinker_thread_gets_under_the_accept_threshold_and_serves_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::new(PoolConfig {
-        limit: Some(100 * 4096),
-        accept_threshold: 50,
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        ..Default::default()
-    });
-    let mut hs = Vec::new();
-    let mut i = 0;
-    while pool.stats().pool_limit_hit == 0 {
-        hs.push((pool.alloc(&pattern(i, 3000)).unwrap(), i));
-        i += 1;
-    }
-    // Hysteresis: the thread writes back to 50 % of the limit, not just below it.
-    wait_for("shrinker to reach the accept threshold", || {
-        pool.core.pages_and_limit().0 <= 50
-    });
-    assert!(pool.stats().shrinker_runs > 0);
-    // An asynchronous request: everything goes.
-    pool.request_writeback(WritebackRequest::All).unwrap();
-    wait_for("writeback all", || pool.stats().zspages == 0);
-    for &(h, i) in &hs {
-        assert_eq!(read(&pool, h), pattern(i, 3000));
-    }
-    pool.debug_check_consistency();
-}
-
 #[test]
 fn a_zspage_larger_than_the_limit_does_not_empty_the_pool() {
     let (pool, _dir) = backed(Some(3 * 4096));
     let small = pool.alloc(&pattern(1, 4000)).unwrap(); // one page
                                                         // A class whose zspage chains more pages than the whole limit.
     let c = pool
-        .core
         .table
         .classes
         .iter()

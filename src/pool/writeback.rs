@@ -1,10 +1,38 @@
-//! The pool side of writeback: choosing the coldest zspage, isolating it,
-//! writing its live objects as one record, repointing their handles, and
-//! reading written-back objects. The policy (when, how much) and the file
-//! format live in `crate::shrinker`; its module comment has the whole design.
+//! The writeback mechanism: choosing the coldest zspage by a pick rule,
+//! isolating it, writing its live objects as one record, repointing their
+//! handles, and direct reclaim from `alloc`. When and how much to write back
+//! (the policy) is `crate::reclaim`'s; the record format is
+//! `crate::backing::record`. Reading and rewriting records is `disk.rs`.
+//!
+//! - **LRU.** Each class LRU is ordered by the clock value a zspage was last
+//!   put at the head with (`ZsPage::stamp`). The coldest zspage of the pool
+//!   is the class LRU tail with the smallest stamp, so there is no pool-wide
+//!   list and no pool-wide lock on `alloc`.
+//! - **Second chance.** A read sets the zspage's `referenced` flag (a field
+//!   written under the class lock the read already holds). Writeback,
+//!   meeting a referenced tail, clears the flag and moves the zspage to the
+//!   head with a fresh stamp instead of writing it (`second_chance` counts
+//!   these), as zswap's shrinker does.
+//! - **Isolation** is the explicit `ZsState::Isolated` of a zspage, set under
+//!   the class lock: the zspage leaves its fullness group and the LRU, so
+//!   `alloc` cannot pick it and `compact` cannot see it. Its objects can still
+//!   be read (the pages are intact until the end) and freed (the slot is
+//!   cleared; the writer notices). Only the isolating thread puts it back
+//!   (write failed) or drops it (written).
+//! - **One zspage:** isolate and copy its live objects (class lock), write
+//!   them as one checksummed record with no lock held, then, under the class
+//!   lock again, point each still-live handle at its frame on disk, register
+//!   the record, and give the pages back. A failed write (e.g. ENOSPC) puts
+//!   the zspage back: nothing is lost.
 
+use super::list::NIL;
 use super::*;
-use crate::shrinker::backing::{build_record, frame_ok, FRAME_HEADER, RECORD_HEADER};
+use crate::backing::record::build_record;
+
+/// Direct reclaim found nothing to take while pages are held: every zspage
+/// is being written back by other threads and is about to be freed. This
+/// long is a few record writes, short next to `ALLOC_RECLAIM_DEADLINE`.
+const ISOLATED_WAIT: Duration = Duration::from_micros(200);
 
 /// What `Pool::writeback` should write (the control file's `writeback ...`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +40,7 @@ pub enum WritebackRequest {
     /// Every zspage there is now, ignoring the referenced flag.
     All,
     /// Zspages neither allocated into nor read since the previous `Idle`
-    /// request (for the first one: not read since the shrinker last looked).
+    /// request (for the first one: not read since writeback last looked).
     Idle,
     /// About this many bytes of pool memory, coldest first, with second chance.
     Bytes(u64),
@@ -53,9 +81,9 @@ enum Step {
     Retry,
 }
 
-impl Core {
-    /// Run a writeback request in the calling thread.
-    pub(crate) fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {
+impl Pool {
+    /// Write back now, in this thread (`writeback all|idle|N`).
+    pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, PoolError> {
         if self.backing.is_none() {
             return Err(PoolError::NoBacking);
         }
@@ -91,6 +119,23 @@ impl Core {
     /// left to take. Stops at the first write error (disk full: the zspage
     /// stays in memory, see `writeback_zspage`).
     pub(crate) fn shrink(&self, pick: Pick, goal: u64) -> Result<WritebackReport, PoolError> {
+        let r = self.shrink_pass(pick, goal);
+        // Per class, one lock at a time: writers may run meanwhile.
+        #[cfg(debug_assertions)]
+        self.debug_check_classes();
+        r
+    }
+
+    /// Reclaim's writeback of `pages` pages, coldest first with second
+    /// chance as configured; the freed pages really go back to the kernel
+    /// (no resident cache kept).
+    pub(crate) fn shrink_coldest(&self, pages: u64) -> Result<WritebackReport, PoolError> {
+        let r = self.shrink(Pick::SecondChance, pages);
+        self.arena.trim();
+        r
+    }
+
+    fn shrink_pass(&self, pick: Pick, goal: u64) -> Result<WritebackReport, PoolError> {
         let mark = match pick {
             Pick::Idle { mark } | Pick::All { mark } => mark,
             Pick::SecondChance => u64::MAX,
@@ -162,17 +207,15 @@ impl Core {
         let spare = match pick {
             Pick::All { .. } => false,
             Pick::Idle { .. } => true,
-            Pick::SecondChance => self.second_chance(),
+            Pick::SecondChance => self.config.second_chance,
         };
         if spare && c.z(zid).referenced {
             // Second chance: clear the flag and move it to the head, as if
-            // just allocated into. List surgery by the shrinker, under the
+            // just allocated into. List surgery by writeback, under the
             // class lock, on a Listed zspage.
-            let z = c.z_mut(zid);
-            z.referenced = false;
-            z.stamp = self.clock.fetch_add(1, Ordering::Relaxed);
-            c.unlink(ListId::Lru, zid);
-            c.push_front(ListId::Lru, zid);
+            c.z_mut(zid).referenced = false;
+            let stamp = self.clock.fetch_add(1, Ordering::Relaxed);
+            c.move_to_lru_head(zid, stamp);
             self.wb.second_chance.fetch_add(1, Ordering::Relaxed);
             return Ok(Step::Rotated);
         }
@@ -194,24 +237,15 @@ impl Core {
             .expect("writeback needs a backing file");
         let size = c.info.size;
         let huge = c.info.huge();
-        let group = c.z(zid).group;
-        c.unlink(ListId::Group(group), zid);
-        c.unlink(ListId::Lru, zid);
         let inuse = c.z(zid).inuse;
-        c.z_mut(zid).state = ZsState::Isolated;
-        c.isolated += 1;
-        c.isolated_inuse += inuse;
+        c.isolate(zid);
         self.wb.isolated_now.fetch_add(1, Ordering::Relaxed);
         // Snapshot the live objects: (slot, handle id, start in data, len).
         let mut data = Vec::with_capacity(size * inuse);
         let mut meta = Vec::with_capacity(inuse);
         let z = c.z(zid);
-        for (idx, &hid) in z.slots.iter().enumerate() {
-            if hid & SLOT_FREE != 0 {
-                continue;
-            }
-            let Loc::Mem { len, .. } = Loc::decode(self.handles.entry(hid).load(Ordering::Relaxed))
-            else {
+        for (idx, hid) in z.used() {
+            let Loc::Mem { len, .. } = self.handles.entry(hid).load_locked() else {
                 unreachable!("slot holds a handle that is not in memory")
             };
             meta.push((idx, hid, data.len(), len));
@@ -253,15 +287,8 @@ impl Core {
             if c.z(zid).slots[idx] != hid {
                 continue;
             }
-            // Release: the record is on disk before a reader can see this.
-            self.handles.entry(hid).store(
-                Loc::Disk {
-                    len,
-                    off: off + offs[k],
-                }
-                .encode(),
-                Ordering::Release,
-            );
+            // The record is on disk before a reader can see this.
+            self.handles.entry(hid).set_disk(len, off + offs[k]);
             c.release_slot(zid, idx);
             live += 1;
             live_bytes += len as u64;
@@ -293,20 +320,11 @@ impl Core {
     /// the LRU with a fresh stamp so a failing disk is not retried on it at
     /// once; an isolated zspage emptied by frees is dropped instead.
     pub(super) fn putback(&self, c: &mut Class, zid: u32) -> Option<Box<[Page]>> {
-        let inuse = c.z(zid).inuse;
-        if inuse == 0 {
+        if c.z(zid).inuse == 0 {
             return Some(self.drop_zspage(c, zid));
         }
-        c.isolated -= 1;
-        c.isolated_inuse -= inuse;
-        let g = fullness(inuse, c.info.objs);
         let stamp = self.clock.fetch_add(1, Ordering::Relaxed);
-        let z = c.z_mut(zid);
-        z.state = ZsState::Listed;
-        z.group = g;
-        z.stamp = stamp;
-        c.push_front(ListId::Group(g), zid);
-        c.push_front(ListId::Lru, zid);
+        c.unisolate(zid, stamp);
         None
     }
 
@@ -331,187 +349,10 @@ impl Core {
             // written back by another thread right now and its pages are
             // about to be freed. Wait a moment and try again.
             Ok(_) if self.pages_and_limit().0 > 0 => {
-                std::thread::sleep(std::time::Duration::from_micros(200));
+                std::thread::sleep(ISOLATED_WAIT);
                 true
             }
             _ => false,
-        }
-    }
-
-    /// One `pread` of the object's frame, checked before the caller sees it.
-    pub(crate) fn read_disk(&self, id: u32, out: &mut Vec<u8>) -> Result<(), PoolError> {
-        let bk = self
-            .backing
-            .as_ref()
-            .expect("disk entry needs a backing file");
-        let _d = self.disk_rw.read();
-        // Acquire: see the record written before this entry was published.
-        let Loc::Disk { len, off } = Loc::decode(self.handles.entry(id).load(Ordering::Acquire))
-        else {
-            unreachable!("an object on disk never comes back to memory")
-        };
-        let start = out.len();
-        out.resize(start + FRAME_HEADER + len, 0);
-        if let Err(e) = bk.read_at(&mut out[start..], off) {
-            out.truncate(start);
-            log::error!(
-                "backing file {}: reading {len} bytes at {off}: {e}",
-                bk.name()
-            );
-            return Err(PoolError::Io(e));
-        }
-        if !frame_ok(&out[start..], id, len) {
-            out.truncate(start);
-            self.wb.checksum_failures.fetch_add(1, Ordering::Relaxed);
-            log::error!(
-                "backing file {}: checksum mismatch for object {id} ({len} bytes) at offset {off}; \
-                 the read fails with EIO",
-                bk.name()
-            );
-            return Err(PoolError::Checksum { offset: off });
-        }
-        out.drain(start..start + FRAME_HEADER);
-        self.wb.bd_reads.fetch_add(
-            (len as u64).div_ceil(PAGE_SIZE as u64).max(1),
-            Ordering::Relaxed,
-        );
-        Ok(())
-    }
-
-    /// Move the live frames of mostly-dead records into one new record and
-    /// drop the old ones (their space is punched and reused). Returns the
-    /// record bytes given back.
-    pub(crate) fn rewrite_sparse_records(&self) -> Result<u64, PoolError> {
-        let Some(bk) = &self.backing else {
-            return Ok(0);
-        };
-        let old = bk.take_sparse(256 * 1024);
-        if old.is_empty() {
-            return Ok(0);
-        }
-        // Read each old record whole and collect frames whose handle still
-        // points at them (checked again under the write lock below).
-        let mut frames: Vec<(u32, usize, u64, Vec<u8>)> = Vec::new();
-        let mut buf = Vec::new();
-        for &(off, rec) in &old {
-            buf.resize(rec.len as usize, 0);
-            if bk.read_at(&mut buf, off).is_err() {
-                continue;
-            }
-            let mut at = RECORD_HEADER;
-            while at + FRAME_HEADER <= buf.len() {
-                let id = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap());
-                let len = u32::from_le_bytes(buf[at + 4..at + 8].try_into().unwrap()) as usize;
-                let end = at + FRAME_HEADER + len;
-                if end > buf.len() {
-                    break;
-                }
-                let here = off + at as u64;
-                // Acquire: as in read_disk.
-                let live = id < self.handles.high_water()
-                    && Loc::decode(self.handles.entry(id).load(Ordering::Acquire))
-                        == (Loc::Disk { len, off: here });
-                // A frame that fails its checksum stays where it is: its
-                // reader gets the error, not a silently rewritten copy.
-                if live && frame_ok(&buf[at..end], id, len) {
-                    frames.push((id, len, here, buf[at + FRAME_HEADER..end].to_vec()));
-                }
-                at = end;
-            }
-        }
-        let refs: Vec<(u32, &[u8])> = frames
-            .iter()
-            .map(|(id, _, _, d)| (*id, d.as_slice()))
-            .collect();
-        let (rec, offs) = build_record(&refs);
-        let new_off = if refs.is_empty() {
-            None
-        } else {
-            match bk.write_record(&rec) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    for &(off, _) in &old {
-                        bk.end_rewrite(off);
-                    }
-                    return Err(PoolError::Io(e));
-                }
-            }
-        };
-        {
-            // Exclusive: no disk read or free is between loading an entry
-            // and using it while entries move.
-            let _w = self.disk_rw.write();
-            let (mut live, mut live_bytes) = (0u32, 0u64);
-            if let Some(new_off) = new_off {
-                for (k, (id, len, here, _)) in frames.iter().enumerate() {
-                    let entry = self.handles.entry(*id);
-                    if Loc::decode(entry.load(Ordering::Acquire))
-                        == (Loc::Disk {
-                            len: *len,
-                            off: *here,
-                        })
-                    {
-                        // Release: the new record was written before.
-                        entry.store(
-                            Loc::Disk {
-                                len: *len,
-                                off: new_off + offs[k],
-                            }
-                            .encode(),
-                            Ordering::Release,
-                        );
-                        bk.frame_dead(*here, *len);
-                        live += 1;
-                        live_bytes += *len as u64;
-                    }
-                }
-                bk.add_record(new_off, rec.len() as u64, live, live_bytes);
-            }
-        }
-        let before = bk.stats().record_bytes;
-        for &(off, _) in &old {
-            bk.end_rewrite(off);
-        }
-        self.wb
-            .records_rewritten
-            .fetch_add(old.len() as u64, Ordering::Relaxed);
-        Ok(before.saturating_sub(bk.stats().record_bytes))
-    }
-
-    /// Consistency check of one on-disk entry: its frame is inside a record
-    /// and reads back intact.
-    pub(crate) fn check_disk_entry(&self, id: u32, len: usize, off: u64) {
-        let bk = self
-            .backing
-            .as_ref()
-            .expect("disk entry without a backing file");
-        let mut f = vec![0; FRAME_HEADER + len];
-        bk.read_at(&mut f, off)
-            .expect("reading a frame for the check");
-        assert!(frame_ok(&f, id, len), "handle {id}: bad frame at {off}");
-    }
-
-    pub(crate) fn wb_stats(&self, st: &mut PoolStats) {
-        let w = &self.wb;
-        st.bd_reads = w.bd_reads.load(Ordering::Relaxed);
-        st.bd_writes = w
-            .bytes_written
-            .load(Ordering::Relaxed)
-            .div_ceil(PAGE_SIZE as u64);
-        st.written_back_pages = w.written_back_pages.load(Ordering::Relaxed);
-        st.shrinker_runs = w.shrinker_runs.load(Ordering::Relaxed);
-        st.second_chance = w.second_chance.load(Ordering::Relaxed);
-        st.checksum_failures = w.checksum_failures.load(Ordering::Relaxed);
-        st.isolated_frees = w.isolated_frees.load(Ordering::Relaxed);
-        st.isolated_reads = w.isolated_reads.load(Ordering::Relaxed);
-        st.records_rewritten = w.records_rewritten.load(Ordering::Relaxed);
-        st.writeback_errors = w.write_errors.load(Ordering::Relaxed);
-        if let Some(b) = &self.backing {
-            let b = b.stats();
-            st.bd_count = b.record_bytes.div_ceil(PAGE_SIZE as u64);
-            st.disk_objects = b.objects;
-            st.disk_bytes = b.object_bytes;
-            st.backing_full = b.full;
         }
     }
 }

@@ -11,7 +11,7 @@
 //!   A slot is `key << 32 | handle` (`handle` = `Handle::to_raw`, below
 //!   2^31 + 1, never 0), 0 is empty. The slot itself says where its home is,
 //!   so a table can be grown, shrunk or shifted without asking anyone else.
-//! * **Meta** (per pool handle id, two-level like the pool's handle table):
+//! * **Meta** (per pool handle id, `util::table`, as the pool's handle table):
 //!   one `AtomicU64` per id, `key << 32 | refs`. `free` only has a handle;
 //!   this finds the shard and slot of its object without rehashing the data
 //!   (which could be on disk). `refs == 0` means the id is not indexed.
@@ -63,17 +63,14 @@
 //! never had.
 
 use crate::pool::{Handle, Pool};
+use crate::util::table::{AtomicTable, BLOCK};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Smallest table; an empty shard has none at all.
 const MIN_CAP: usize = 64;
-const META_BLOCK_BITS: u32 = 16;
-const META_BLOCK: usize = 1 << META_BLOCK_BITS;
-/// Pool handle ids are below 2^31 (see pool/handles.rs).
-const META_DIR: usize = (1usize << 31) >> META_BLOCK_BITS;
 const REFS_MASK: u64 = 0xffff_ffff;
 
 /// The 32 bits of a block's xxh3 hash that the index keeps.
@@ -219,84 +216,26 @@ impl Shard {
 #[repr(align(64))]
 struct Padded(Mutex<Shard>);
 
-/// Per handle id: `key << 32 | refs`.
-struct Meta {
-    /// Invariant: null or a leaked `Box<[AtomicU64; META_BLOCK]>` living
-    /// until drop; set once (null -> block) and never changed.
-    dir: Box<[AtomicPtr<AtomicU64>]>,
-}
+/// Per handle id: `key << 32 | refs`, in a table keyed like the pool's
+/// handle table.
+struct Meta(AtomicTable);
 
 impl Meta {
-    fn new() -> Meta {
-        Meta {
-            dir: (0..META_DIR)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-        }
-    }
-
-    fn id(h: Handle) -> usize {
-        (h.to_raw() - 1) as usize
-    }
-
     /// The entry, or None if no id of its block was ever indexed.
     fn get(&self, h: Handle) -> Option<&AtomicU64> {
-        let id = Meta::id(h);
-        // Acquire pairs with the publishing CAS in get_or_alloc.
-        let p = self.dir[id >> META_BLOCK_BITS].load(Ordering::Acquire);
-        // SAFETY: p is a live block of META_BLOCK entries (invariant of dir).
-        (!p.is_null()).then(|| unsafe { &*p.add(id & (META_BLOCK - 1)) })
+        self.0.get(h.id())
     }
 
     /// The entry, allocating its block; the bool says a block was allocated.
     fn get_or_alloc(&self, h: Handle) -> (&AtomicU64, bool) {
-        if let Some(e) = self.get(h) {
-            return (e, false);
-        }
-        let id = Meta::id(h);
-        let slot = &self.dir[id >> META_BLOCK_BITS];
-        let block: Box<[AtomicU64]> = (0..META_BLOCK).map(|_| AtomicU64::new(0)).collect();
-        let p = Box::into_raw(block).cast::<AtomicU64>();
-        // AcqRel: Release publishes the zeroed block; Acquire on failure sees the winner's.
-        let won = match slot.compare_exchange(
-            std::ptr::null_mut(),
-            p,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => true,
-            Err(_) => {
-                // SAFETY: p came from Box::into_raw above and was not published.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, META_BLOCK)) });
-                false
-            }
-        };
-        (self.get(h).expect("block published"), won)
+        self.0.get_or_alloc(h.id())
     }
 
-    /// Every allocated block with the id of its first entry.
-    fn blocks(&self) -> impl Iterator<Item = (usize, &[AtomicU64])> {
-        self.dir.iter().enumerate().filter_map(|(i, d)| {
-            let p = d.load(Ordering::Acquire);
-            // SAFETY: as in get.
-            (!p.is_null()).then(|| {
-                (i << META_BLOCK_BITS, unsafe {
-                    std::slice::from_raw_parts(p, META_BLOCK)
-                })
-            })
-        })
-    }
-}
-
-impl Drop for Meta {
-    fn drop(&mut self) {
-        for d in self.dir.iter() {
-            let p = d.load(Ordering::Relaxed);
-            if !p.is_null() {
-                // SAFETY: allocated in get_or_alloc as a boxed slice of META_BLOCK.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, META_BLOCK)) });
-            }
-        }
+    /// Every entry's value (Relaxed: the check holds every shard lock).
+    fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0
+            .blocks()
+            .flat_map(|(_, b)| b.iter().map(|e| e.load(Ordering::Relaxed)))
     }
 }
 
@@ -316,7 +255,7 @@ impl Dedup {
     pub(crate) fn new() -> Dedup {
         Dedup {
             shards: (0..SHARDS).map(|_| Padded(Mutex::default())).collect(),
-            meta: Meta::new(),
+            meta: Meta(AtomicTable::new()),
             table_bytes: AtomicU64::new(0),
             meta_bytes: AtomicU64::new(0),
         }
@@ -363,7 +302,7 @@ impl Dedup {
         let (meta, fresh) = self.meta.get_or_alloc(h);
         if fresh {
             self.meta_bytes
-                .fetch_add((META_BLOCK * 8) as u64, Ordering::Relaxed);
+                .fetch_add((BLOCK * 8) as u64, Ordering::Relaxed);
         }
         let mut shard = self.shard(key).lock();
         debug_assert_eq!(meta.load(Ordering::Relaxed), 0, "handle already indexed");
@@ -434,7 +373,7 @@ impl Dedup {
     pub(crate) fn index_bytes(&self) -> u64 {
         self.table_bytes.load(Ordering::Relaxed)
             + self.meta_bytes.load(Ordering::Relaxed)
-            + (META_DIR * 8 + SHARDS * std::mem::size_of::<Padded>()) as u64
+            + (AtomicTable::dir_bytes() + SHARDS * std::mem::size_of::<Padded>()) as u64
     }
 
     /// Check the invariants with every shard locked (so safe while puts,
@@ -474,14 +413,9 @@ impl Dedup {
         }
         let mut with_refs = 0u64;
         let mut refs = 0u64;
-        for (_, block) in self.meta.blocks() {
-            for e in block {
-                let r = e.load(Ordering::Relaxed) & REFS_MASK;
-                if r > 0 {
-                    with_refs += 1;
-                    refs += r;
-                }
-            }
+        for r in self.meta.values().map(|v| v & REFS_MASK).filter(|&r| r > 0) {
+            with_refs += 1;
+            refs += r;
         }
         assert_eq!(with_refs, objects, "meta entries with refs vs slots");
         assert_eq!(table_bytes, self.table_bytes.load(Ordering::Relaxed));

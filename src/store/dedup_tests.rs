@@ -2,8 +2,10 @@
 //! and shared objects surviving compaction, writeback and read-back.
 
 use super::*;
-use crate::config::Backing;
+use crate::backing::BackingFile;
+use crate::config::Config;
 use crate::pool::WritebackRequest;
+use crate::reclaim::{ReclaimConfig, ReclaimThread};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
 
@@ -33,15 +35,54 @@ fn content(i: usize) -> Vec<u8> {
 
 const CONTENTS: usize = 8;
 
-fn backed_store(limit: Option<u64>) -> (Store, tempfile::TempDir) {
+/// The backing file's directory and the reclaim thread of a backed store:
+/// keep it alive as long as the store.
+struct Backed {
+    _reclaim: Option<ReclaimThread>,
+    dir: tempfile::TempDir,
+}
+
+impl Backed {
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// A store over a backed pool with its reclaim thread.
+fn backed_store(limit: Option<u64>) -> (Store, Backed) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = Pool::new(PoolConfig {
-        limit,
-        backing: Backing::Path(dir.path().join("backing")),
-        watch_pressure: false,
-        ..pool_config(BS)
-    });
-    (Store::with_pool(BS, pool), dir)
+    let backing = BackingFile::create_at(&dir.path().join("backing")).unwrap();
+    let (pool, reclaim) = crate::mount::pool(
+        PoolConfig {
+            limit,
+            ..pool_config(BS)
+        },
+        Some(backing),
+        ReclaimConfig {
+            watch_pressure: false,
+            ..crate::mount::reclaim_config(&Config::default())
+        },
+    )
+    .unwrap();
+    (
+        Store::with_pool(BS, pool),
+        Backed {
+            _reclaim: reclaim,
+            dir,
+        },
+    )
+}
+
+/// The pool settings a mount of `BS` blocks uses, defaults from `Config`.
+fn pool_config(bs: usize) -> PoolConfig {
+    crate::mount::pool_config(&Config {
+        block_size: bs as u32,
+        ..Config::default()
+    })
+}
+
+fn unbacked(bs: usize) -> Arc<Pool> {
+    Arc::new(Pool::new(pool_config(bs), None))
 }
 
 fn read(s: &Store, b: &Block) -> Vec<u8> {
@@ -105,7 +146,13 @@ fn identical_blocks_share_one_object_until_the_last_free() {
 
 #[test]
 fn dedup_off_stores_every_block_separately() {
-    let s = Store::with_pool_dedup(BS, Pool::new(pool_config(BS)), false);
+    let s = Store::with_config(
+        StoreConfig {
+            block_size: BS,
+            dedup: false,
+        },
+        unbacked(BS),
+    );
     let a = s.put(&content(2)).unwrap();
     let b = s.put(&content(2)).unwrap();
     assert_ne!(a, b);
@@ -152,7 +199,7 @@ fn shared_objects_survive_writeback_and_read_back() {
     let (s, dir) = backed_store(None);
     let blocks: Vec<Block> = (0..6).map(|_| s.put(&content(3)).unwrap()).collect();
     assert_eq!(s.pool_stats().objects, 1);
-    s.pool().writeback(WritebackRequest::All).unwrap();
+    s.writeback(WritebackRequest::All).unwrap();
     assert_eq!(s.pool_stats().disk_objects, 1);
     let late = s.put(&content(3)).unwrap();
     assert_ne!(
@@ -228,7 +275,7 @@ fn share_takes_a_reference_and_each_copy_outlives_the_other() {
         assert_eq!(s.pool_stats().objects, 0);
     }
     let a = s.put(&content(2)).unwrap();
-    s.pool().writeback(WritebackRequest::All).unwrap();
+    s.writeback(WritebackRequest::All).unwrap();
     let reads = s.pool_stats().bd_reads;
     let b = s.share(&a).unwrap();
     assert_eq!(s.pool_stats().bd_reads, reads, "sharing reads nothing");
@@ -244,7 +291,13 @@ fn share_takes_a_reference_and_each_copy_outlives_the_other() {
 /// freeing either leaves the other intact.
 #[test]
 fn share_without_dedup_stores_a_copy() {
-    let s = Store::with_pool_dedup(BS, Pool::new(pool_config(BS)), false);
+    let s = Store::with_config(
+        StoreConfig {
+            block_size: BS,
+            dedup: false,
+        },
+        unbacked(BS),
+    );
     assert!(!s.shares_objects());
     let a = s.put(&content(4)).unwrap();
     let b = s.share(&a).unwrap();
@@ -329,9 +382,9 @@ proptest! {
                         }
                     }
                 }
-                Op::Compact => drop(s.pool().compact()),
+                Op::Compact => drop(s.compact()),
                 Op::Writeback(req) => {
-                    wrote_back |= s.pool().writeback(req).is_ok_and(|r| r.objects > 0);
+                    wrote_back |= s.writeback(req).is_ok_and(|r| r.objects > 0);
                 }
             }
             s.debug_check_quiescent();

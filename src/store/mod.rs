@@ -36,10 +36,12 @@
 
 mod dedup;
 
-use crate::pool::{Handle, Pool, PoolConfig, PoolError, PoolStats};
+pub use crate::pool::{ClassStats, PoolStats, WritebackReport, WritebackRequest};
+use crate::pool::{Handle, Pool, PoolConfig, PoolError};
 use dedup::{Dedup, Key, Release};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A stored block. 16 bytes; lives in the inode's block map. With dedup,
 /// several blocks may name one handle; each is one reference.
@@ -53,7 +55,7 @@ pub enum Block {
     Raw(Handle),
 }
 
-/// Why a block could not be stored or loaded.
+/// Why a block could not be stored or loaded, or a pool command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The pool refused the allocation (its memory limit); maps to ENOSPC.
@@ -62,14 +64,34 @@ pub enum StoreError {
     /// Backing-file I/O, checksum or decompression failure; maps to EIO.
     #[error("{0}")]
     Io(String),
+    /// A writeback command on a mount with `backing=none`; maps to ENODEV.
+    #[error("{}", PoolError::NoBacking)]
+    NoBacking,
+    /// A writeback command's backing-file I/O failed; maps to its own errno
+    /// (ENOSPC for a full backing disk).
+    #[error("backing file I/O error: {0}")]
+    Backing(std::io::Error),
 }
 
 impl StoreError {
-    /// The errno a filesystem call reports for this error.
+    /// The errno a filesystem call or a control-file command reports for
+    /// this error. The one place pool and store errors become errnos.
     pub fn errno(&self) -> i32 {
         match self {
             StoreError::NoSpace(_) => libc::ENOSPC,
             StoreError::Io(_) => libc::EIO,
+            StoreError::NoBacking => libc::ENODEV,
+            StoreError::Backing(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+
+    /// A pool command's error (writeback, compaction of records): unlike
+    /// the data path, backing-file I/O keeps its errno.
+    fn command(e: PoolError) -> StoreError {
+        match e {
+            PoolError::NoBacking => StoreError::NoBacking,
+            PoolError::Io(io) => StoreError::Backing(io),
+            other => StoreError::from(other),
         }
     }
 }
@@ -85,6 +107,16 @@ impl From<PoolError> for StoreError {
             other => StoreError::Io(other.to_string()),
         }
     }
+}
+
+/// Store settings (from `Config` through `crate::mount`).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Bytes per block; a power of two in 4 KiB..=128 KiB, and the pool's
+    /// `max_object_size` (raw blocks are its largest objects).
+    pub block_size: usize,
+    /// Content dedup (`dedup=`).
+    pub dedup: bool,
 }
 
 /// Counters kept by the store, zram names where zram has one.
@@ -115,8 +147,9 @@ pub struct StoreStats {
 
 /// The codec plus the pool it stores into.
 pub struct Store {
-    /// Where objects live. Shared with nobody else; see [`Store::pool`].
-    pool: Pool,
+    /// Where objects live. Shared only with its reclaim thread; everything
+    /// above reaches it through the store's methods.
+    pool: Arc<Pool>,
     /// Bytes per block; a power of two in 4 KiB..=128 KiB.
     block_size: usize,
     /// A compressed block must be smaller than this to be stored compressed.
@@ -150,47 +183,34 @@ thread_local! {
     static VERIFY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The pool configuration for a store of `block_size` blocks. The only place
-/// a pool is configured, so the integrator can swap in another constructor.
-pub fn pool_config(block_size: usize) -> PoolConfig {
-    PoolConfig {
-        // Raw blocks are the largest objects the store hands the pool.
-        max_object_size: block_size,
-        ..Default::default()
-    }
-}
-
 impl Store {
-    /// A store of `block_size`-byte blocks over a fresh pool.
+    /// A store of `block_size`-byte blocks over a fresh in-memory pool (no
+    /// limit, no backing file), dedup on: tests.
     pub fn new(block_size: usize) -> Store {
-        Store::with_pool(block_size, Pool::new(pool_config(block_size)))
+        Store::with_pool(
+            block_size,
+            Arc::new(Pool::new(PoolConfig::unlimited(block_size), None)),
+        )
     }
 
-    /// A store over an existing pool, with dedup on or off.
-    pub fn with_pool_dedup(block_size: usize, pool: Pool, dedup: bool) -> Store {
-        let mut s = Store::with_pool(block_size, pool);
-        if !dedup {
-            s.dedup = None;
-        }
-        s
-    }
-
-    /// The store a mount's options describe: its pool takes `block_size=`,
-    /// `pool_limit=`, `accept_threshold=` and `backing=` from `config`, and
-    /// runs the shrinker when there is a backing file.
-    pub fn from_config(config: &crate::config::Config) -> Result<Store, PoolError> {
-        let pool = Pool::from_config(config)?;
-        Ok(Store::with_pool_dedup(
-            config.block_size as usize,
+    /// A store over an existing pool, dedup on.
+    pub fn with_pool(block_size: usize, pool: Arc<Pool>) -> Store {
+        Store::with_config(
+            StoreConfig {
+                block_size,
+                dedup: true,
+            },
             pool,
-            config.dedup,
-        ))
+        )
     }
 
-    /// A store over an existing pool (built with [`pool_config`]'s
-    /// settings), dedup on as by default.
-    pub fn with_pool(block_size: usize, pool: Pool) -> Store {
-        assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
+    /// A store configured by `config` over `pool` (whose `max_object_size`
+    /// is `config.block_size`).
+    pub fn with_config(config: StoreConfig, pool: Arc<Pool>) -> Store {
+        let block_size = config.block_size;
+        // Config::validate rejects other block sizes before they get here.
+        debug_assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
+        debug_assert_eq!(pool.max_object_size(), block_size);
         Store {
             pool,
             block_size,
@@ -204,7 +224,7 @@ impl Store {
             compressed_pages: AtomicU64::new(0),
             compr_data_size: AtomicU64::new(0),
             reject_compress_poor: AtomicU64::new(0),
-            dedup: Some(Dedup::new()),
+            dedup: config.dedup.then(Dedup::new),
             dedup_pages: AtomicU64::new(0),
             dedup_data_size: AtomicU64::new(0),
             dedup_collisions: AtomicU64::new(0),
@@ -213,11 +233,6 @@ impl Store {
 
     pub fn block_size(&self) -> usize {
         self.block_size
-    }
-
-    /// The pool, for stats and commands (compact, limits) from the control file.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
     }
 
     /// Store one block of exactly `block_size` bytes.
@@ -506,6 +521,58 @@ impl Store {
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
     }
+
+    /// The pool itself, for tests that drive it directly (churn threads,
+    /// stats). `fs` does not use it: it has the commands below.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+/// The pool commands the filesystem's control file and remount run. `fs`
+/// reaches the pool only through these.
+impl Store {
+    /// The pool's per-class table, one row per merged class.
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        self.pool.class_stats()
+    }
+
+    /// Move objects out of sparse zspages; returns the pages given back.
+    pub fn compact(&self) -> u64 {
+        self.pool.compact()
+    }
+
+    /// Write back now, in this thread (`writeback all|idle|N`).
+    pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, StoreError> {
+        self.pool.writeback(req).map_err(StoreError::command)
+    }
+
+    /// Ask the reclaim thread to write back; returns at once.
+    pub fn request_writeback(&self, req: WritebackRequest) -> Result<(), StoreError> {
+        self.pool
+            .request_writeback(req)
+            .map_err(StoreError::command)
+    }
+
+    /// Rewrite mostly-dead backing-file records; returns the bytes given back.
+    pub fn compact_backing(&self) -> Result<u64, StoreError> {
+        self.pool.compact_backing().map_err(StoreError::command)
+    }
+
+    /// Change the pool's memory limit (`None`: no limit).
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.pool.set_limit(limit)
+    }
+
+    /// Change `accept_threshold=` (1..=100) for the reclaim thread.
+    pub fn set_accept_threshold(&self, pct: u8) {
+        self.pool.set_accept_threshold(pct)
+    }
+
+    /// Reset the pool's `mem_used_max` to what it holds now.
+    pub fn reset_max_pages(&self) {
+        self.pool.reset_max_pages()
+    }
 }
 
 /// `Some(b)` when every byte of `data` is `b`. Compares 8 bytes at a time.
@@ -526,69 +593,7 @@ fn same_filled(data: &[u8]) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn roundtrip(s: &Store, data: &[u8]) -> Block {
-        let b = s.put(data).unwrap();
-        let mut out = vec![0xAAu8; data.len()];
-        s.get(&b, &mut out).unwrap();
-        assert_eq!(out, data);
-        b
-    }
-
-    #[test]
-    fn same_filled_block_has_no_pool_object() {
-        let s = Store::new(4096);
-        let b = roundtrip(&s, &[7u8; 4096]);
-        assert_eq!(b, Block::Same(7));
-        assert_eq!(s.pool_stats().objects, 0);
-        assert_eq!(s.stats().same_pages, 1);
-        assert_eq!(s.stats().orig_data_size, 4096);
-        s.free(b);
-        let st = StoreStats {
-            dedup_index_bytes: 0,
-            ..s.stats()
-        };
-        assert_eq!(st, StoreStats::default());
-    }
-
-    #[test]
-    fn incompressible_block_is_raw_and_compressible_is_lz4() {
-        let s = Store::new(8192);
-        let random = crate::test_data::noise(0x12345678, 8192);
-        let raw = roundtrip(&s, &random);
-        assert!(matches!(raw, Block::Raw(_)));
-        let text: Vec<u8> = b"hello world, compress me please. "
-            .iter()
-            .cycle()
-            .take(8192)
-            .copied()
-            .collect();
-        let lz = roundtrip(&s, &text);
-        assert!(matches!(lz, Block::Lz4(_)));
-        let st = s.stats();
-        assert_eq!(st.huge_pages, 1);
-        assert_eq!(st.compressed_pages, 1);
-        assert!(st.compr_data_size > 8192 && st.compr_data_size < 8192 + 1000);
-        assert_eq!(st.orig_data_size, 16384);
-        s.free(raw);
-        s.free(lz);
-        assert_eq!(s.pool_stats().objects, 0);
-        assert_eq!(s.stats().compr_data_size, 0);
-    }
-
-    #[test]
-    fn same_filled_detects_last_byte_difference() {
-        let mut d = vec![0u8; 4096];
-        assert_eq!(same_filled(&d), Some(0));
-        d[4095] = 1;
-        assert_eq!(same_filled(&d), None);
-        d[4095] = 0;
-        d[3] = 1;
-        assert_eq!(same_filled(&d), None);
-    }
-}
+mod tests;
 
 #[cfg(test)]
 mod dedup_tests;

@@ -107,12 +107,14 @@ fn large_write_compressed_in_parallel_keeps_a_prefix_on_enospc() {
 fn overwrite_at_a_hard_pool_limit_still_fits() {
     // 300 incompressible blocks under a 320-page limit, no backing: a
     // 1 MiB overwrite cannot have its new blocks beside the old ones.
-    let pool = crate::pool::Pool::new(crate::pool::PoolConfig {
-        limit: Some(320 * 4096),
-        backing: crate::config::Backing::None,
-        ..crate::store::pool_config(4096)
-    });
-    let store = Store::with_pool(4096, pool);
+    let pool = crate::pool::Pool::new(
+        crate::pool::PoolConfig {
+            limit: Some(320 * 4096),
+            ..crate::pool::PoolConfig::unlimited(4096)
+        },
+        None,
+    );
+    let store = Store::with_pool(4096, std::sync::Arc::new(pool));
     let space = Space::new(u64::MAX, 4096, 64 << 20);
     let cx = Ctx::new(&store, &space);
     use crate::test_data::noise;

@@ -1,4 +1,4 @@
-//! System memory pressure, as the shrinker sees it once per poll.
+//! System memory pressure, as the reclaim thread sees it once per poll.
 //!
 //! Three signals, any of which counts:
 //! - PSI: `/proc/pressure/memory`, "some" stall share over the last 10 s at
@@ -10,9 +10,15 @@
 
 use std::path::PathBuf;
 
+/// PSI "some" avg10 at or above 10 % is pressure: tasks spent a tenth of
+/// the last 10 s waiting on memory, well past the noise of an idle system.
 const PSI_SOME_AVG10: f64 = 10.0;
-/// MemAvailable under MemTotal / 20 (5 %) is pressure.
+/// MemAvailable under MemTotal / 20 (5 %) is pressure: the kernel is about
+/// to reclaim in earnest.
 const AVAILABLE_SHARE: u64 = 20;
+/// memory.current at or above 9/10 of memory.high is pressure: the cgroup
+/// is about to be throttled.
+const CGROUP_HIGH_TENTHS: u64 = 9;
 
 pub(crate) struct Monitor {
     /// `/proc/pressure/memory`.
@@ -63,7 +69,7 @@ impl Monitor {
             .trim()
             .parse()
             .ok()?;
-        (cur / 10 * 10 >= high / 10 * 9)
+        (cur / 10 * 10 >= high / 10 * CGROUP_HIGH_TENTHS)
             .then(|| format!("cgroup memory.current {cur} near memory.high {high}"))
     }
 }

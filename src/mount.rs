@@ -1,0 +1,119 @@
+//! Turning a mount's `Config` into the layers below `fs`: the backing file,
+//! the pool, its reclaim thread and the store. The only place below `fs`
+//! that reads `Config`; each layer gets its own config type from here.
+
+use crate::backing::BackingFile;
+use crate::config::{Backing, Config};
+use crate::pool::{Pool, PoolConfig, PoolError, DEFAULT_MAX_PAGES_PER_ZSPAGE};
+use crate::reclaim::{ReclaimConfig, ReclaimThread};
+use crate::store::{Store, StoreConfig};
+use std::sync::Arc;
+
+/// The bottom layers of one mount. Keep `reclaim` alive as long as the
+/// store: dropping it stops and joins the thread (the pool goes with the
+/// last of the two).
+pub struct Storage {
+    pub store: Store,
+    /// The reclaim thread; None with `backing=none`.
+    pub reclaim: Option<ReclaimThread>,
+}
+
+/// The pool settings `config` implies: objects up to `block_size=`,
+/// `pool_limit=` (bytes or % of RAM), `second_chance=`.
+pub fn pool_config(config: &Config) -> PoolConfig {
+    PoolConfig {
+        // Raw blocks are the largest objects the store hands the pool.
+        max_object_size: config.block_size as usize,
+        max_pages_per_zspage: DEFAULT_MAX_PAGES_PER_ZSPAGE,
+        limit: config
+            .pool_limit
+            .map(|l| l.bytes(crate::config::physical_ram())),
+        second_chance: config.second_chance,
+    }
+}
+
+/// The reclaim settings `config` implies (`accept_threshold=`); a mount
+/// always watches system memory pressure.
+pub fn reclaim_config(config: &Config) -> ReclaimConfig {
+    ReclaimConfig {
+        accept_threshold: config.accept_threshold,
+        watch_pressure: true,
+    }
+}
+
+/// The store settings `config` implies (`block_size=`, `dedup=`).
+pub fn store_config(config: &Config) -> StoreConfig {
+    StoreConfig {
+        block_size: config.block_size as usize,
+        dedup: config.dedup,
+    }
+}
+
+/// Open (create) the backing file `backing=` names; None for `backing=none`.
+pub fn open_backing(backing: &Backing) -> std::io::Result<Option<BackingFile>> {
+    Ok(match backing {
+        Backing::None => None,
+        Backing::TempFile => Some(BackingFile::create_temp()?),
+        Backing::Path(p) => Some(BackingFile::create_at(p)?),
+    })
+}
+
+/// A pool over `backing` with its reclaim thread when there is a backing
+/// file (as a mount runs it); tests and benches use this too.
+pub fn pool(
+    pool: PoolConfig,
+    backing: Option<BackingFile>,
+    reclaim: ReclaimConfig,
+) -> Result<(Arc<Pool>, Option<ReclaimThread>), PoolError> {
+    let with_backing = backing.is_some();
+    let pool = Arc::new(Pool::new(pool, backing));
+    let thread = match with_backing {
+        true => Some(ReclaimThread::start(pool.clone(), reclaim)?),
+        false => None,
+    };
+    Ok((pool, thread))
+}
+
+/// Everything below `fs` for a mount configured by `config`.
+pub fn storage(config: &Config) -> Result<Storage, PoolError> {
+    let backing = open_backing(&config.backing)?;
+    let (pool, reclaim) = pool(pool_config(config), backing, reclaim_config(config))?;
+    Ok(Storage {
+        store: Store::with_config(store_config(config), pool),
+        reclaim,
+    })
+}
+
+/// A pool and its reclaim thread as one value, for tests and benches: it
+/// derefs to the `Arc<Pool>`, and dropping it stops and joins the thread
+/// first, then lets go of the pool (so `drop(pool)` closes the backing file
+/// once the test's other clones are gone).
+pub struct TestPool {
+    // Declared first: dropped (stopped and joined) before `pool`.
+    _reclaim: Option<ReclaimThread>,
+    pool: Arc<Pool>,
+}
+
+impl std::ops::Deref for TestPool {
+    type Target = Arc<Pool>;
+    fn deref(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+/// For tests and benches: a pool with `config` over the backing file
+/// `backing` names, with its reclaim thread (default `accept_threshold=`,
+/// not watching system pressure, so runs do not depend on the machine).
+/// Panics if the backing file cannot be created.
+pub fn test_pool(config: PoolConfig, backing: &Backing) -> TestPool {
+    let file = open_backing(backing).unwrap_or_else(|e| panic!("{e}"));
+    let reclaim = ReclaimConfig {
+        watch_pressure: false,
+        ..reclaim_config(&Config::default())
+    };
+    let (pool, reclaim) = pool(config, file, reclaim).unwrap_or_else(|e| panic!("{e}"));
+    TestPool {
+        _reclaim: reclaim,
+        pool,
+    }
+}

@@ -1,0 +1,3 @@
+//! Small building blocks shared by more than one layer.
+
+pub(crate) mod table;
