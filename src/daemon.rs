@@ -174,7 +174,7 @@ fn daemon(config: &Config, mountpoint: &Path, foreground: bool, mut status: Opti
             unsafe { libc::_exit(EXIT_OK) }
         })
     };
-    let mut session = match zsfs::fuse::new_session(config, mountpoint, Some(on_destroy)) {
+    let mut session = match zsfs::mount::session(config, mountpoint, Some(on_destroy)) {
         Ok(s) => s,
         Err(e) => return fail(status.as_mut(), mount_error_message(mountpoint, &e)),
     };

@@ -1,9 +1,15 @@
-//! Turning a mount's `Config` into the layers below `fs`: the backing file,
-//! the pool, its reclaim thread and the store. The only place below `fs`
-//! that reads `Config`; each layer gets its own config type from here.
+//! Turning a mount's `Config` into a running filesystem: it is checked
+//! ([`Config::validate`]), then each layer gets its own settings from here
+//! and is built bottom up: the backing file, the pool, its reclaim thread,
+//! the store, the `Fs`, and the FUSE session. No layer below reads
+//! `Config` (the pool, the store, reclaim and the session take their own
+//! config types); `fs` keeps the mount's live option set, which remount
+//! and the control file are about.
 
 use crate::backing::BackingFile;
-use crate::config::{Backing, Config};
+use crate::config::{Backing, Config, ConfigError};
+use crate::fs::Fs;
+use crate::fuse::{SessionConfig, ZsfsFuse};
 use crate::pool::{Pool, PoolConfig, PoolError, DEFAULT_MAX_PAGES_PER_ZSPAGE};
 use crate::reclaim::{ReclaimConfig, ReclaimThread};
 use crate::store::{Store, StoreConfig};
@@ -82,6 +88,58 @@ pub fn storage(config: &Config) -> Result<Storage, PoolError> {
         store: Store::with_config(store_config(config), pool),
         reclaim,
     })
+}
+
+/// Why a mount could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// An option out of its range (a hand-built `Config`; `-o` parsing
+    /// already refuses these with the word that was wrong).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The backing file or the pool could not be set up.
+    #[error("cannot set up the pool: {0} (check backing=)")]
+    Pool(#[from] PoolError),
+}
+
+/// The filesystem `config` describes, with its store, pool and reclaim
+/// thread (kept running by the `Fs`).
+pub fn fs(config: &Config) -> Result<Fs, MountError> {
+    config.validate()?;
+    let Storage { store, reclaim } = storage(config)?;
+    let mut fs = Fs::with_store(config, store);
+    if let Some(r) = reclaim {
+        fs.keep_running(Box::new(r));
+    }
+    Ok(fs)
+}
+
+/// [`fs`], panicking on a bad configuration: for tests.
+pub fn new_fs(config: &Config) -> Fs {
+    fs(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What the FUSE session takes from `config`.
+pub fn session_config(config: &Config) -> SessionConfig {
+    SessionConfig {
+        source: config.source.clone(),
+        mount_flags: config.mount_flags,
+        allow_other: config.allow_other,
+        threads: config.threads,
+        cache: config.cache,
+        max_dirty: config.max_dirty,
+    }
+}
+
+/// Mount a new zsfs at `mountpoint` configured by `config`; the caller
+/// runs the session. See `fuse::new_session` for `on_destroy`.
+pub fn session(
+    config: &Config,
+    mountpoint: &std::path::Path,
+    on_destroy: Option<Box<dyn FnOnce() + Send>>,
+) -> std::io::Result<fuser::Session<ZsfsFuse>> {
+    let fs = fs(config).map_err(std::io::Error::other)?;
+    crate::fuse::new_session(&session_config(config), fs, mountpoint, on_destroy)
 }
 
 /// A pool and its reclaim thread as one value, for tests and benches: it

@@ -43,7 +43,7 @@ fn concurrent_namespace_and_data_operations() {
         nr_inodes: 10_000,
         ..Config::default()
     };
-    let fs = Fs::new(&cfg);
+    let fs = zsfs::mount::new_fs(&cfg);
     let dirs: Vec<u64> = (0..3)
         .map(|i| {
             fs.mkdir(ROOT_INO, format!("d{i}").as_bytes(), 0o755, 0, ME)

@@ -214,7 +214,7 @@ fn owner(
 fn copiers_writers_and_readers_with_writeback() {
     let _heavy = common::heavy_lock();
     let dir = tempfile::tempdir().unwrap();
-    let fs = Fs::new(&Config {
+    let fs = zsfs::mount::new_fs(&Config {
         size: 1 << 30,
         pool_limit: Some(PoolLimit::Bytes(256 << 10)),
         backing: Backing::Path(dir.path().join("backing")),

@@ -111,7 +111,7 @@ fn run(bs: u32, ops: Vec<Op>) {
         nr_inodes: 100,
         ..Config::default()
     };
-    let fs = Fs::new(&cfg);
+    let fs = zsfs::mount::new_fs(&cfg);
     let total_blocks = fs.statfs().blocks;
     let inos: Vec<u64> = (0..3)
         .map(|i| {

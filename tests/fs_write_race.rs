@@ -18,7 +18,7 @@ use common::data::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use zsfs::config::{Backing, Config, PoolLimit};
-use zsfs::fs::{Caller, Fallocate, Fs, SetAttr, ROOT_INO};
+use zsfs::fs::{Caller, Fallocate, SetAttr, ROOT_INO};
 
 const ME: Caller = Caller { uid: 0, gid: 0 };
 const BS: u64 = 4096;
@@ -44,7 +44,7 @@ fn two_writers_and_a_puncher_on_one_file() {
         backing: Backing::Path(dir.path().join("backing")),
         ..Config::default()
     };
-    let fs = Fs::new(&cfg);
+    let fs = zsfs::mount::new_fs(&cfg);
     let ino = fs
         .mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, 0, ME)
         .unwrap()

@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn counters_follow_what_is_written() {
-        let fs = Fs::new(&no_backing());
+        let fs = crate::mount::new_fs(&no_backing());
         let me = Caller { uid: 0, gid: 0 };
         let f = fs
             .mknod(ROOT_INO, b"f", libc::S_IFREG | 0o644, 0, 0, me)
@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn commands_act_and_garbage_changes_nothing() {
-        let fs = Fs::new(&no_backing());
+        let fs = crate::mount::new_fs(&no_backing());
         assert!(fs.control_write(b"compact\n").is_ok());
         assert!(fs.control_write(b"pool_limit 64M\n").is_ok());
         assert_eq!(stat(&fs, "mem_limit"), 64 << 20);
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn usage_of_a_file_and_a_tree() {
-        let fs = Fs::new(&no_backing());
+        let fs = crate::mount::new_fs(&no_backing());
         let me = Caller { uid: 0, gid: 0 };
         let d = fs.mkdir(ROOT_INO, b"d", 0o755, 0, me).unwrap();
         let a = fs

@@ -12,7 +12,7 @@ const ME: Caller = Caller {
 };
 
 fn fs_with(block_size: u32, size: u64, dedup: bool) -> Fs {
-    Fs::new(&Config {
+    crate::mount::new_fs(&Config {
         size,
         nr_inodes: 1000,
         block_size,

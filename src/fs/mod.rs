@@ -138,8 +138,10 @@ pub(crate) struct Inode {
 /// The filesystem.
 pub struct Fs {
     store: Store,
-    /// The store's reclaim thread (stopped and joined on drop); see `mount`.
-    _reclaim: Option<crate::reclaim::ReclaimThread>,
+    /// Background threads that work on this filesystem's data (reclaim,
+    /// recompression), handed in by `mount.rs`; dropped, which stops and
+    /// joins them, with the `Fs`. Type-erased so `fs` names no policy.
+    workers: Vec<Box<dyn Send + Sync>>,
     /// Block budget from `size=`.
     space: Space,
     /// Write requests in progress, which size a write's compression
@@ -205,24 +207,16 @@ fn check_name(name: &[u8]) -> FsResult<()> {
 }
 
 impl Fs {
-    /// A fresh, empty filesystem configured like the mount; panics if the
-    /// pool's backing file cannot be created (tests; the daemon uses
-    /// [`Fs::try_new`]).
-    pub fn new(config: &Config) -> Fs {
-        Fs::try_new(config).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// A fresh, empty filesystem configured like the mount, with its pool,
-    /// backing file and shrinker.
-    pub fn try_new(config: &Config) -> Result<Fs, crate::pool::PoolError> {
+    /// A fresh, empty filesystem configured like the mount, storing into
+    /// `store` (`mount::fs` builds both from a validated `Config`).
+    pub fn with_store(config: &Config, store: Store) -> Fs {
         let block_size = config.block_size;
-        let crate::mount::Storage { store, reclaim } = crate::mount::storage(config)?;
         let max_blocks = config.size / u64::from(block_size);
         // SAFETY: geteuid cannot fail.
         let owner_uid = unsafe { libc::geteuid() };
         let fs = Fs {
             store,
-            _reclaim: reclaim,
+            workers: Vec::new(),
             space: Space::new(max_blocks, block_size, WRITE_BUFFER_BYTES),
             writers: Writers::default(),
             table: RwLock::new(InodeTable::default()),
@@ -278,7 +272,13 @@ impl Fs {
             tbl.insert(Arc::new(Inode::new(ROOT_INO, FileKind::Dir, root)));
             tbl.insert(Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)));
         }
-        Ok(fs)
+        fs
+    }
+
+    /// Keep `worker` (a background thread's handle) running as long as
+    /// this filesystem; it is dropped after the store.
+    pub fn keep_running(&mut self, worker: Box<dyn Send + Sync>) {
+        self.workers.push(worker);
     }
 
     pub fn block_size(&self) -> u32 {

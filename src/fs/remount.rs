@@ -163,7 +163,7 @@ mod tests {
     use super::*;
 
     fn fs() -> Fs {
-        Fs::new(&Config {
+        crate::mount::new_fs(&Config {
             backing: crate::config::Backing::None,
             size: 64 << 20,
             nr_inodes: 100,

@@ -14,7 +14,7 @@ fn new_fs() -> Fs {
         nr_inodes: 1000,
         ..Config::default()
     };
-    Fs::new(&cfg)
+    crate::mount::new_fs(&cfg)
 }
 
 fn mkfile(fs: &Fs, parent: Ino, name: &[u8]) -> Attr {
@@ -190,7 +190,7 @@ fn setattr_xattr_statfs_limits() {
         nr_inodes: 3,
         ..Config::default()
     };
-    let fs = Fs::new(&cfg);
+    let fs = crate::mount::new_fs(&cfg);
     let a = mkfile(&fs, ROOT_INO, b"a");
     mkfile(&fs, ROOT_INO, b"b");
     assert_eq!(

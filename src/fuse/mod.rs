@@ -44,7 +44,7 @@ mod session;
 
 pub use session::new_session;
 
-use crate::config::{CacheMode, Config};
+use crate::config::{CacheMode, MountFlags};
 use crate::fs::{Fs, CONTROL_INO};
 use fuser::{FileHandle, INodeNo, Notifier};
 use parking_lot::Mutex;
@@ -54,6 +54,23 @@ use std::sync::{Arc, OnceLock};
 /// Entries fetched per readdirplus call; the reply buffer (a page or so)
 /// usually fills before this.
 const READDIRPLUS_BATCH: usize = 64;
+
+/// What the session takes from the mount's options (`mount::session_config`).
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Shown as the mount's source (`FSName`).
+    pub source: String,
+    /// ro, nosuid, nodev, noexec, atime, sync, dirsync.
+    pub mount_flags: MountFlags,
+    /// Let every user in.
+    pub allow_other: bool,
+    /// Request loops.
+    pub threads: usize,
+    /// Page cache or direct I/O for file data.
+    pub cache: CacheMode,
+    /// The dirty page-cache window (`max_dirty=`; see `dirty.rs`).
+    pub max_dirty: Option<u64>,
+}
 
 pub struct ZsfsFuse {
     /// The filesystem; `Some` until `destroy`, which drops it (stopping the
@@ -94,14 +111,10 @@ pub struct ZsfsFuse {
 }
 
 impl ZsfsFuse {
-    /// The filesystem a mount's options describe; fails (with a message
-    /// that names the backing file) when its pool cannot be set up.
-    pub fn new(config: &Config) -> std::io::Result<ZsfsFuse> {
-        let fs = Fs::try_new(config).map_err(|e| {
-            std::io::Error::other(format!("cannot set up the pool: {e} (check backing=)"))
-        })?;
+    /// The FUSE side of `fs`, as `config` says.
+    pub fn new(config: &SessionConfig, fs: Fs) -> ZsfsFuse {
         let threads = config.threads.max(1);
-        Ok(ZsfsFuse {
+        ZsfsFuse {
             fs: Some(fs),
             cache: config.cache,
             control: control::ControlOpens::new(),
@@ -113,7 +126,7 @@ impl ZsfsFuse {
             dirty: dirty::DirtyLimit::new(config.max_dirty),
             killpriv: false,
             on_destroy: Mutex::new(None),
-        })
+        }
     }
 
     /// The filesystem core (for tests and the control file).

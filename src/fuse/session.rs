@@ -13,8 +13,10 @@
 //! (`fs/acl.rs`). FUSE_HANDLE_KILLPRIV_V2 (see `ZsfsFuse::killpriv`) and
 //! FUSE_EXPORT_SUPPORT (file handles).
 
+use super::SessionConfig;
 use super::ZsfsFuse;
-use crate::config::{AtimeMode, CacheMode, Config, MountFlags};
+use crate::config::{AtimeMode, CacheMode, MountFlags};
+use crate::fs::Fs;
 use crate::sys::{bdi, mountinfo};
 use fuser::{InitFlags, KernelConfig};
 use std::io;
@@ -37,7 +39,8 @@ const MAX_BACKGROUND: u16 = 64;
 /// `on_destroy` runs once the kernel has torn the connection down, before
 /// fuser drops the session (see `ZsfsFuse::on_destroy`).
 pub fn new_session(
-    config: &Config,
+    config: &SessionConfig,
+    fs: Fs,
     mountpoint: &Path,
     on_destroy: Option<Box<dyn FnOnce() + Send>>,
 ) -> io::Result<fuser::Session<ZsfsFuse>> {
@@ -56,7 +59,7 @@ pub fn new_session(
     }
     fcfg.n_threads = Some(config.threads.max(1));
     fcfg.clone_fd = true;
-    let fs = ZsfsFuse::new(config)?;
+    let fs = ZsfsFuse::new(config, fs);
     *fs.on_destroy.lock() = on_destroy;
     let notifier = fs.notifier.clone();
     let bdi = fs.bdi.clone();
