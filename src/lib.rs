@@ -1,12 +1,24 @@
 //! zsfs: a compressed in-memory filesystem served through FUSE.
 //!
-//! Layers, each knowing only the ones below it (see ARCHITECTURE.md):
+//! The layers, each using only the ones below it (see ARCHITECTURE.md):
 //!
 //! ```text
-//! fuse_adapter  ->  fs (inodes, dirs, block maps)  ->  store (codec)  ->  pool (zspages)  ->  backing (file)
-//!                                                                           ^
-//!                                          reclaim (thread, policy)  ------'
-//! mount: Config -> backing, pool, reclaim, store
+//!  fuse     kernel requests -> fs calls (translation, page-cache coherence)
+//!   |
+//!  fs       inodes, directories, block maps, limits, the control file
+//!   |
+//!  store    the block codec: same-filled, raw, LZ4; dedup
+//!   |
+//!  pool     zspages, size classes, handles, LRU, compaction, writeback
+//!   |       mechanism            ^
+//!  backing  the file cold        |  reclaim   when to write back (thread,
+//!           zspages go to        +----------  hysteresis, memory pressure)
+//!
+//!  mount    Config -> each layer's own config; builds them bottom up
+//!  config   the mount options: parsing, defaults, validation
+//!  control  the control file's report format and commands, zsfs stats/ctl/list
+//!  sys      what zsfs reads from the system (mountinfo, sysfs, users, log)
+//!  util     the lock-free two-level table under handles and dedup
 //! ```
 
 pub mod backing;

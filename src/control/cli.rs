@@ -6,10 +6,8 @@
 
 use super::command::Command;
 use super::report::{field, ClassRow, Report, Unit, FULLNESS_LABELS};
-use std::ffi::CString;
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Write as _};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -166,30 +164,14 @@ pub fn read_report(control: &Path) -> Result<Report, String> {
 
 /// A file's or tree's figures from the `zsfs.usage` virtual xattr.
 fn read_usage(path: &Path) -> Result<Report, String> {
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("{}: path contains a NUL byte", path.display()))?;
-    let cname = CString::new(USAGE_XATTR).expect("constant has no NUL");
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: both strings are NUL-terminated and buf is valid for its length.
-    let n = unsafe {
-        libc::getxattr(
-            cpath.as_ptr(),
-            cname.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(match err.raw_os_error() {
+    let buf =
+        crate::sys::xattr::get(path, USAGE_XATTR).map_err(|err| match err.raw_os_error() {
             Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => format!(
                 "{} is not in a zsfs mount (and is not the root of one)",
                 path.display()
             ),
             _ => format!("{}: {err}", path.display()),
-        });
-    }
-    buf.truncate(n as usize);
+        })?;
     let text = String::from_utf8_lossy(&buf);
     Report::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -141,20 +141,8 @@ fn send(control: &Path, cmd: &str) -> Result<(), String> {
 
 /// Why the daemon refused the last control-file write, if it says.
 pub fn last_error(control: &Path) -> Option<String> {
-    let path = CString::new(control.as_os_str().as_bytes()).ok()?;
-    let name = CString::new(LAST_ERROR_XATTR).ok()?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    let buf = crate::sys::xattr::get(control, LAST_ERROR_XATTR).ok()?;
+    (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The MS_* flags a remount passes: the ones mountinfo shows now.

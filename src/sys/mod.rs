@@ -8,6 +8,7 @@
 //!   dirty page-cache cap), set by the FUSE layer.
 //! - [`groups`]: a caller's supplementary groups (setgid dropping).
 //! - [`log`]: where a daemon's log goes (syslog, a file, or stderr with -f).
+//! - [`xattr`]: reading an xattr of a path (zsfs's virtual `zsfs.*` ones).
 //! - [`users`]: user and group names to ids (`uid=`, `gid=`) and back (`zsfs list`).
 
 pub mod bdi;
@@ -15,3 +16,4 @@ pub mod groups;
 pub mod log;
 pub mod mountinfo;
 pub(crate) mod users;
+pub(crate) mod xattr;
