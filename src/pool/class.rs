@@ -47,6 +47,7 @@ pub(crate) struct ClassInfo {
 
 impl ClassInfo {
     /// One object per zspage: the object owns its pages.
+    #[inline]
     pub fn huge(&self) -> bool {
         self.objs == 1
     }
@@ -160,6 +161,7 @@ struct SlabLinks<'a> {
 }
 
 impl Links for SlabLinks<'_> {
+    #[inline]
     fn link(&mut self, id: u32) -> &mut Link {
         let z = self.slab[id as usize].as_mut().expect("live zspage id");
         if self.lru {
@@ -208,14 +210,17 @@ impl Class {
         }
     }
 
+    #[inline]
     pub fn z(&self, id: u32) -> &ZsPage {
         self.slab[id as usize].as_ref().expect("live zspage id")
     }
 
+    #[inline]
     pub fn z_mut(&mut self, id: u32) -> &mut ZsPage {
         self.slab[id as usize].as_mut().expect("live zspage id")
     }
 
+    #[inline]
     fn parts(&mut self, which: ListId) -> (&mut List, SlabLinks<'_>) {
         match which {
             ListId::Group(g) => (
@@ -235,11 +240,13 @@ impl Class {
         }
     }
 
+    #[inline]
     pub fn push_front(&mut self, which: ListId, id: u32) {
         let (list, mut nodes) = self.parts(which);
         list.push_front(&mut nodes, id);
     }
 
+    #[inline]
     pub fn unlink(&mut self, which: ListId, id: u32) {
         let (list, mut nodes) = self.parts(which);
         list.unlink(&mut nodes, id);
@@ -248,6 +255,7 @@ impl Class {
     /// Move a Listed zspage to the LRU head with clock value `stamp`. The
     /// callers, all under this class lock (the lock isolation takes): an
     /// allocation into it, second chance, putback after a failed write.
+    #[inline]
     pub fn move_to_lru_head(&mut self, id: u32, stamp: u64) {
         self.z_mut(id).stamp = stamp;
         if self.lru.head != id {
@@ -257,6 +265,7 @@ impl Class {
     }
 
     /// Put a Listed zspage in the group its fill says.
+    #[inline]
     fn regroup(&mut self, id: u32) {
         let z = self.z(id);
         if z.state != ZsState::Listed {
@@ -271,6 +280,7 @@ impl Class {
     }
 
     /// The fullest Listed zspage with a free slot.
+    #[inline]
     pub fn find_alloc(&self) -> Option<u32> {
         (GROUP_EMPTY..GROUP_FULL)
             .rev()
@@ -299,6 +309,7 @@ impl Class {
     }
 
     /// Take a free slot of zspage `zid` for handle `hid`; returns the slot.
+    #[inline]
     pub fn take_slot(&mut self, zid: u32, hid: u32) -> usize {
         let z = self.z_mut(zid);
         let idx = z.free_head as usize;
@@ -315,6 +326,7 @@ impl Class {
         idx
     }
 
+    #[inline]
     pub fn release_slot(&mut self, zid: u32, idx: usize) {
         let z = self.z_mut(zid);
         debug_assert!(z.slots[idx] & SLOT_FREE == 0, "double free of a slot");

@@ -57,6 +57,7 @@ pub(crate) enum Loc {
 }
 
 impl Loc {
+    #[inline]
     fn encode(self) -> u64 {
         match self {
             Loc::Free => 0,
@@ -74,6 +75,7 @@ impl Loc {
         }
     }
 
+    #[inline]
     fn decode(v: u64) -> Loc {
         let len = ((v >> LEN_SHIFT) & LEN_MASK) as usize;
         let low = v & LOW_MASK;
@@ -108,21 +110,25 @@ impl Entry {
     }
 
     /// The object now lives in slot `idx` of zspage `zspage` (under the class lock).
+    #[inline]
     pub fn set_mem(&self, len: usize, zspage: u32, idx: usize) {
         self.store(Loc::Mem { len, zspage, idx });
     }
 
     /// The object now lives in the frame at `off` of the backing file,
     /// written before this call (under the class lock or exclusive `disk_rw`).
+    #[inline]
     pub fn set_disk(&self, len: usize, off: u64) {
         self.store(Loc::Disk { len, off });
     }
 
     /// The object is gone; the id may be reused after this.
+    #[inline]
     pub fn set_free(&self) {
         self.store(Loc::Free);
     }
 
+    #[inline]
     fn store(&self, loc: Loc) {
         self.0.store(loc.encode(), Ordering::Release);
     }
@@ -143,6 +149,7 @@ impl HandleTable {
     }
 
     /// A never-used id, or None when all 2^31 are taken.
+    #[inline]
     pub fn new_id(&self) -> Option<u32> {
         // Relaxed: the counter only has to hand out distinct values; the
         // block the id lives in is published by the table.

@@ -41,6 +41,7 @@ pub(super) trait Links {
 
 impl List {
     /// Link `id` (not on this list) in at the head.
+    #[inline]
     pub fn push_front(&mut self, nodes: &mut impl Links, id: u32) {
         let old = self.head;
         *nodes.link(id) = Link {
@@ -57,6 +58,7 @@ impl List {
     }
 
     /// Take `id` (on this list) out.
+    #[inline]
     pub fn unlink(&mut self, nodes: &mut impl Links, id: u32) {
         let Link { prev, next } = std::mem::replace(nodes.link(id), UNLINKED);
         if prev == NIL {

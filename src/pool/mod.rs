@@ -397,11 +397,13 @@ impl Pool {
         };
         let idx = c.take_slot(zid, id);
         let size = c.info.size;
-        c.z_mut(zid).copy_in(size, idx, data);
         // The LRU moves under the class lock that isolation also takes
-        // (DESIGN.md lesson 1); a read never moves it.
+        // (DESIGN.md lesson 1); a read never moves it. Stamped before the
+        // copy: a locked add right after a large memcpy waits for its
+        // stores to drain.
         let stamp = self.clock.fetch_add(1, Ordering::Relaxed);
         c.move_to_lru_head(zid, stamp);
+        c.z_mut(zid).copy_in(size, idx, data);
         let huge = c.info.huge();
         self.handles.entry(id).set_mem(len, zid, idx);
         // Counters move under the class lock so the consistency check,

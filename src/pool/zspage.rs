@@ -92,6 +92,7 @@ impl ZsPage {
     }
 
     /// Copy `len` bytes of slot `idx` to the end of `out`.
+    #[inline]
     pub fn copy_out(&self, size: usize, idx: usize, len: usize, out: &mut Vec<u8>) {
         let (mut off, mut left) = (idx * size, len);
         while left > 0 {
@@ -109,6 +110,7 @@ impl ZsPage {
     }
 
     /// Write `data` into slot `idx`.
+    #[inline]
     pub fn copy_in(&mut self, size: usize, idx: usize, data: &[u8]) {
         let mut off = idx * size;
         let mut rest = data;

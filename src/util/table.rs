@@ -48,6 +48,7 @@ impl AtomicTable {
 
     /// The entry of `id`, allocating its block; the bool says this call
     /// allocated it.
+    #[inline]
     pub fn get_or_alloc(&self, id: u32) -> (&AtomicU64, bool) {
         if let Some(e) = self.get(id) {
             return (e, false);
