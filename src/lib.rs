@@ -29,6 +29,7 @@ pub mod fuse;
 pub mod mount;
 pub mod pool;
 pub mod reclaim;
+pub mod recompress;
 pub mod store;
 pub mod sys;
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! under a global lock.
 
 mod dedup;
+pub(crate) mod unit;
 
 pub use crate::pool::{ClassStats, PoolStats, WritebackReport, WritebackRequest};
 use crate::pool::{Handle, Pool, PoolConfig, PoolError};

@@ -1,0 +1,156 @@
+//! Recompression units: several idle blocks of one file compressed together
+//! with zstd into one pool object (issue 13).
+//!
+//! New writes are LZ4, one object per block: fast to write and to read one
+//! block back. Data that has sat idle is worth more CPU once: zstd over up
+//! to `recompress_unit=` bytes of consecutive blocks finds matches across
+//! block boundaries that neither LZ4 nor a page-granular zram can, which is
+//! how zsfs holds a tree in less than zram with zstd.
+//!
+//! # Object format
+//!
+//! ```text
+//! byte 0        n, the number of blocks in the unit (1..=MAX_UNIT_BLOCKS)
+//! bytes 1..     one zstd frame of n * block_size bytes: the blocks in the
+//!               order their map entries name them (index 0..n)
+//! ```
+//!
+//! The block size is the store's, so it is not repeated. A map entry names
+//! the unit's handle and its index in it; the unit object is shared by its
+//! blocks, each holding one reference. [`encode`] and [`decode_into`] are
+//! the only code that knows this layout.
+
+/// Most blocks one unit holds: the index rides in a map entry's byte, and
+/// 64 KiB of 4 KiB blocks is where zstd's gain levels off (benches/block_size).
+pub(crate) const MAX_UNIT_BLOCKS: usize = 16;
+
+/// Bytes before the zstd frame.
+const HEADER: usize = 1;
+
+/// Why a unit could not be decoded: the object is not what `encode` wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UnitError {
+    #[error("recompressed unit damaged: {0}")]
+    Corrupt(&'static str),
+    #[error("recompressed unit does not decompress: {0}")]
+    Zstd(String),
+}
+
+/// Compress `n` blocks, laid end to end in `blocks` (n * block_size bytes,
+/// n at most [`MAX_UNIT_BLOCKS`]), at zstd `level` into `out`.
+pub(crate) fn encode(
+    blocks: &[u8],
+    n: usize,
+    level: i32,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    debug_assert!((1..=MAX_UNIT_BLOCKS).contains(&n) && blocks.len() % n == 0);
+    out.clear();
+    out.resize(HEADER + zstd::zstd_safe::compress_bound(blocks.len()), 0);
+    out[0] = n as u8;
+    let len = zstd::bulk::compress_to_buffer(blocks, &mut out[HEADER..], level)?;
+    out.truncate(HEADER + len);
+    Ok(())
+}
+
+/// The number of blocks `object` holds, from its header.
+pub(crate) fn blocks_in(object: &[u8]) -> Result<usize, UnitError> {
+    match object.first() {
+        Some(&n) if (1..=MAX_UNIT_BLOCKS).contains(&usize::from(n)) => Ok(usize::from(n)),
+        Some(_) => Err(UnitError::Corrupt("block count out of range")),
+        None => Err(UnitError::Corrupt("empty object")),
+    }
+}
+
+/// Decompress the whole unit into `out` (resized to n * `block_size`).
+pub(crate) fn decode_into(
+    object: &[u8],
+    block_size: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, UnitError> {
+    let n = blocks_in(object)?;
+    let want = n * block_size;
+    // One byte more than a valid unit holds, so a frame that is too long
+    // shows as a wrong length rather than as a full buffer.
+    out.resize(want + 1, 0);
+    let got = zstd::bulk::decompress_to_buffer(&object[HEADER..], &mut out[..])
+        .map_err(|e| UnitError::Zstd(e.to_string()))?;
+    if got != want {
+        return Err(UnitError::Corrupt("decompressed length is not n blocks"));
+    }
+    out.truncate(want);
+    Ok(n)
+}
+
+/// Block `index` of a unit decompressed by [`decode_into`].
+pub(crate) fn block_of(unit: &[u8], block_size: usize, index: usize) -> &[u8] {
+    &unit[index * block_size..(index + 1) * block_size]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::noise;
+
+    /// Text-like bytes: words picked by noise, so LZ4 and zstd both find
+    /// something, different for every seed.
+    fn text(seed: u64, len: usize) -> Vec<u8> {
+        const WORDS: [&str; 8] = [
+            "block ", "zspage ", "pool ", "the ", "of ", "lz4 ", "\n", "idle ",
+        ];
+        let mut out = Vec::with_capacity(len + 8);
+        for r in noise(seed, len) {
+            if out.len() >= len {
+                break;
+            }
+            out.extend_from_slice(WORDS[usize::from(r) % 8].as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn a_unit_round_trips_each_block() {
+        let bs = 4096;
+        let blocks: Vec<Vec<u8>> = (0..5).map(|i| text(i, bs)).collect();
+        let mut obj = Vec::new();
+        encode(&blocks.concat(), 5, 3, &mut obj).unwrap();
+        assert_eq!(blocks_in(&obj), Ok(5));
+        let mut unit = Vec::new();
+        assert_eq!(decode_into(&obj, bs, &mut unit), Ok(5));
+        for (i, b) in blocks.iter().enumerate() {
+            assert_eq!(block_of(&unit, bs, i), b.as_slice(), "block {i}");
+        }
+    }
+
+    #[test]
+    fn blocks_compressed_together_beat_lz4_alone() {
+        // Repetition across block boundaries: zstd over the unit sees it,
+        // one-block LZ4 cannot.
+        let bs = 4096;
+        let first = noise(7, bs);
+        let blocks: Vec<Vec<u8>> = (0..8).map(|_| first.clone()).collect();
+        let mut obj = Vec::new();
+        encode(&blocks.concat(), 8, 3, &mut obj).unwrap();
+        let lz4: usize = blocks.iter().map(|b| lz4_flex::compress(b).len()).sum();
+        assert!(obj.len() * 4 < lz4, "unit {} vs lz4 {lz4}", obj.len());
+    }
+
+    #[test]
+    fn damaged_units_are_errors_not_wrong_data() {
+        let bs = 4096;
+        let b = text(1, bs);
+        let mut obj = Vec::new();
+        encode(&[b.clone(), b].concat(), 2, 1, &mut obj).unwrap();
+        let mut unit = Vec::new();
+        assert!(decode_into(&[], bs, &mut unit).is_err());
+        assert!(decode_into(&[0], bs, &mut unit).is_err());
+        assert!(decode_into(&[17, 0, 0], bs, &mut unit).is_err());
+        let mut wrong_n = obj.clone();
+        wrong_n[0] = 3;
+        assert!(decode_into(&wrong_n, bs, &mut unit).is_err());
+        let mut cut = obj.clone();
+        cut.truncate(obj.len() / 2);
+        assert!(decode_into(&cut, bs, &mut unit).is_err());
+    }
+}
