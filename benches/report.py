@@ -39,6 +39,9 @@ def _m(key, label, unit, better="higher", target=(), group="main"):
 
 
 ZRAM, CEIL, CEIL_DIO = "zram", "fuse-ceiling", "fuse-ceiling-dio"
+# Not a mount: the tree compressed page by page with zstd -3, as a zram
+# set up with zstd would hold it (benches/zram_zstd.rs; issue 13).
+ZRAM_ZSTD = "zram-zstd-est"
 
 
 C60 = "60 % compressible"
@@ -57,6 +60,15 @@ _m("tar_small", "tar -xf small files + sync", "files/s", target=[(ZRAM, 0.5), (C
 _m("mem_tree", "memory holding the real tree", "MiB", "lower", target=(ZRAM, 0.9))
 _m("ratio_tree", "real tree bytes / memory", "x")
 _m("zsfs_mem_used_total", "zsfs control file mem_used_total", "MiB", "lower")
+_m("mem_tree_idle", "memory holding the real tree once idle (zsfs: recompressed)", "MiB", "lower",
+   target=[(ZRAM, 0.6), (ZRAM_ZSTD, 0.8)])
+_m("zsfs_idle_mem_used_total", "zsfs mem_used_total once idle", "MiB", "lower")
+_m("zsfs_overhead_idle", "zsfs daemon RSS - mem_used_total once idle", "MiB", "lower")
+_m("recomp_secs", "zsfs: recompress idle, twice (the whole tree)", "s", "lower")
+_m("read_tree_idle", "read the idle tree back (tar -cf - | cat)", "MB/s", target=(ZRAM, 0.5))
+_m("randread_idle_c60", "rand read 4 KiB of idle data (zsfs: recompressed)", "IOPS")
+_m("randread_idle_p50_c60", "rand read 4 KiB of idle data: p50 latency", "us", "lower")
+_m("randread_idle_p99_c60", "rand read 4 KiB of idle data: p99 latency", "us", "lower")
 _m("rm_tree", "rm -rf real tree", "s", "lower", target=(ZRAM, 2.0))
 _m("rm_small", "rm -rf small files + sync", "files/s", target=(CEIL, 1.0))
 for c, g in (("c60", "main"), ("c0", "incompressible")):
@@ -73,6 +85,7 @@ for c, g in (("c60", "main"), ("c0", "incompressible")):
         _m(f"randwrite_direct_{c}", "rand write 4 KiB, 2 jobs, direct=1", "IOPS", group=g)
     _m(f"randrw_direct_{c}", "rand 70/30 read/write 4 KiB, direct=1", "IOPS", group=g)
     _m(f"randread_lat_{c}", "rand read 4 KiB: mean latency", "us", "lower", group=g)
+    _m(f"randread_p50_{c}", "rand read 4 KiB: p50 latency", "us", "lower", group=g)
     _m(f"randread_p99_{c}", "rand read 4 KiB: p99 latency", "us", "lower", group=g)
     _m(f"randwrite_lat_{c}", "rand write 4 KiB: mean latency", "us", "lower", group=g)
     _m(f"randwrite_p99_{c}", "rand write 4 KiB: p99 latency", "us", "lower", group=g)
@@ -99,7 +112,8 @@ GROUP_TITLES = {
 }
 
 TARGET_LABELS = {"tmpfs": "tmpfs", "zram": "zram-lz4 + ext4", "zsfs": "zsfs",
-                 CEIL: "memfs_ll (FUSE ceiling)", CEIL_DIO: "memfs_ll fuse_dio"}
+                 CEIL: "memfs_ll (FUSE ceiling)", CEIL_DIO: "memfs_ll fuse_dio",
+                 ZRAM_ZSTD: "zram-zstd (estimate)"}
 
 
 def fio_summary(path):
@@ -112,7 +126,7 @@ def fio_summary(path):
     data = json.loads(text[text.index("{"):])
     out = {"bw_MBps": 0.0, "iops": 0.0, "read_iops": 0.0, "write_iops": 0.0}
     for d in ("read", "write"):
-        lat_sum, n, p99 = 0.0, 0, 0.0
+        lat_sum, n, p99, p50 = 0.0, 0, 0.0, 0.0
         for job in data["jobs"]:
             s = job[d]
             out["bw_MBps"] += s["bw_bytes"] / 1e6
@@ -125,8 +139,10 @@ def fio_summary(path):
                 n += ios
             pct = clat.get("percentile", {})
             p99 = max(p99, pct.get("99.000000", 0.0))
+            p50 = max(p50, pct.get("50.000000", 0.0))
         out[f"{d}_lat_us"] = lat_sum / n / 1e3 if n else None
         out[f"{d}_p99_us"] = p99 / 1e3 if n else None
+        out[f"{d}_p50_us"] = p50 / 1e3 if n else None
         out[f"{d}_ios"] = n
     return out
 
@@ -176,7 +192,7 @@ def ratio(res_m, a, b):
 
 def table(meta, res, keys):
     targets = meta["targets"]
-    peers = [t for t in ("tmpfs", ZRAM, CEIL, CEIL_DIO) if t in targets and "zsfs" in targets]
+    peers = [t for t in ("tmpfs", ZRAM, ZRAM_ZSTD, CEIL, CEIL_DIO) if t in targets and "zsfs" in targets]
     head = ["workload", "unit"] + [TARGET_LABELS.get(t, t) for t in targets]
     head += [f"zsfs / {t}" for t in peers]
     has_targets = any(p for k in keys for p, _ in METRICS.get(k, {}).get("target", []) if p in peers)

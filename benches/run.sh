@@ -305,7 +305,8 @@ sample() { # METRIC VALUE
 }
 
 # fio_run NAME JOBFILE [VAR=VALUE ...] [-- FIO_ARGS]: prints the job's summary
-# fields "bw_MBps iops read_lat_us read_p99_us write_lat_us write_p99_us",
+# fields "bw_MBps iops read_lat_us read_p99_us write_lat_us write_p99_us
+# read_p50_us",
 # or fails (and says why) if fio failed.
 fio_run() {
 	local name=$1 job=$2 out
@@ -328,7 +329,7 @@ fio_run() {
 		from report import fio_summary
 		s = fio_summary(sys.argv[1])
 		f = lambda x: "null" if x is None else "%.6g" % x
-		print(" ".join(f(s[k]) for k in ("bw_MBps", "iops", "read_lat_us", "read_p99_us", "write_lat_us", "write_p99_us")))
+		print(" ".join(f(s[k]) for k in ("bw_MBps", "iops", "read_lat_us", "read_p99_us", "write_lat_us", "write_p99_us", "read_p50_us")))
 	EOF
 }
 export BENCH_DIR="$BENCH"
@@ -503,6 +504,7 @@ suite_tree() {
 			sample zsfs_mem_used_total "$(mib "$(ctl mem_used_total)")"
 			cat "$MNT/.zsfs" >"$LOGS/zsfs.$CUR_REP.tree.ctl" 2>/dev/null || true
 		fi
+		idle_tree
 	else
 		note "cp -a of the real tree failed on $CUR_TARGET (round $CUR_REP): $(tail -2 "$LOGS/$CUR_TARGET.$CUR_REP.tree.err" | tr '\n' ' ')"
 	fi
@@ -530,6 +532,48 @@ suite_tree() {
 	fi
 	settle
 	[ -s "$LOGS/$CUR_TARGET.$CUR_REP.tree.err" ] || rm -f "$LOGS/$CUR_TARGET.$CUR_REP.tree.err"
+}
+
+# Issue 13: the tree once it has sat idle. zsfs recompresses what was
+# neither written nor read for a pass interval; `recompress idle` twice is
+# that wait made explicit (the first pass finds every block just written,
+# the second finds them idle). Then the memory that holds it, on every
+# target (the others do nothing with idle data), and reading it all back
+# from there (`tar -cf - | cat`, page cache dropped first).
+idle_tree() {
+	local t0 mem
+	if [ "$CUR_TARGET" = zsfs ]; then
+		t0=$(now)
+		echo "recompress idle" >"$MNT/.zsfs" && echo "recompress idle" >"$MNT/.zsfs" ||
+			note "recompress idle failed on zsfs (round $CUR_REP)"
+		sample recomp_secs "$(since "$t0")"
+		cat "$MNT/.zsfs" >"$LOGS/zsfs.$CUR_REP.tree-idle.ctl" 2>/dev/null || true
+		sample zsfs_idle_mem_used_total "$(mib "$(ctl mem_used_total)")"
+	fi
+	drop_caches
+	settle
+	mem=$("mem_$CUR_TARGET") || mem=""
+	[ -n "$mem" ] && [ "$mem" != 0 ] && sample mem_tree_idle "$(mib "$mem")"
+	# Issue 13's overhead bound: the daemon's RSS beyond its pool.
+	[ "$CUR_TARGET" = zsfs ] && [ -n "$mem" ] &&
+		sample zsfs_overhead_idle "$(mib "$((mem - $(ctl mem_used_total)))")"
+	t0=$(now)
+	if tar -cf - -C "$MNT" tree | cat >/dev/null; then
+		sample read_tree_idle "$(calc "$TREE_BYTES / 1e6 / $(since "$t0")")"
+	else
+		note "reading the idle tree back failed on $CUR_TARGET (round $CUR_REP)"
+	fi
+}
+
+# The "zram with zstd" figure of issue 13: the tree compressed page by page
+# with the zstd crate zsfs uses (benches/zram_zstd.rs), once per run.
+zram_zstd_estimate() {
+	local bytes
+	if bytes=$(cd "$REPO" && cargo bench -q --bench zram_zstd -- "$DATA/tree" 3 2>>"$LOGS/zram-zstd.err"); then
+		CUR_TARGET=zram-zstd-est CUR_REP=1 sample mem_tree_idle "$(mib "$bytes")"
+	else
+		note "the zram-zstd estimate failed: $(tail -2 "$LOGS/zram-zstd.err" | tr '\n' ' ')"
+	fi
 }
 
 suite_fio() { # COMPRESS
@@ -569,12 +613,26 @@ suite_fio() { # COMPRESS
 			if [ $d = 0 ] && [ $kind = read ]; then
 				sample "randread_lat_c$c" "${lat[2]}"
 				sample "randread_p99_c$c" "${lat[3]}"
+				sample "randread_p50_c$c" "${lat[6]}"
 			elif [ $d = 0 ] && [ $kind = write ]; then
 				sample "randwrite_lat_c$c" "${lat[4]}"
 				sample "randwrite_p99_c$c" "${lat[5]}"
 			fi
 		done
 	done
+	# Issue 13: the same random reads once the file is idle data (on zsfs
+	# in zstd units; the others hold it as before), page cache dropped.
+	if [ "$c" = 60 ]; then
+		[ "$CUR_TARGET" = zsfs ] && { echo "recompress all" >"$MNT/.zsfs" || note "recompress all failed"; }
+		drop_caches
+		settle
+		if r=$(fio_run "randread_idle_c$c" rand-read.fio SIZE=$RAND_SIZE COMPRESS="$c" DIRECT=0 RUNTIME=$RUNTIME); then
+			read -r -a lat <<<"$r"
+			sample "randread_idle_c$c" "${lat[1]}"
+			sample "randread_idle_p50_c$c" "${lat[6]}"
+			sample "randread_idle_p99_c$c" "${lat[3]}"
+		fi
+	fi
 	rm -f "$MNT/rand.dat" || note "rm rand.dat failed on $CUR_TARGET"
 	settle
 }
@@ -610,6 +668,10 @@ run_compare() {
 	for t in "${TARGET_LIST[@]}"; do
 		case $t in fuse-ceiling*) build_memfs_ll ;; esac
 	done
+	if [[ ",$TARGETS," == *,zram,* ]]; then
+		zram_zstd_estimate
+		targets_json+='"zram-zstd-est",'
+	fi
 	for rep in $(seq "$REPS"); do
 		for t in "${TARGET_LIST[@]}"; do
 			CUR_TARGET=$t CUR_REP=$rep MNT=$(mnt_of "$t")

@@ -12,6 +12,8 @@ use crate::fs::Fs;
 use crate::fuse::{SessionConfig, ZsfsFuse};
 use crate::pool::{Pool, PoolConfig, PoolError, DEFAULT_MAX_PAGES_PER_ZSPAGE};
 use crate::reclaim::{ReclaimConfig, ReclaimThread};
+use crate::recompress::RecompressThread;
+use crate::store::Which;
 use crate::store::{Store, StoreConfig};
 use std::sync::Arc;
 
@@ -28,8 +30,9 @@ pub struct Storage {
 /// `pool_limit=` (bytes or % of RAM), `second_chance=`.
 pub fn pool_config(config: &Config) -> PoolConfig {
     PoolConfig {
-        // Raw blocks are the largest objects the store hands the pool.
-        max_object_size: config.block_size as usize,
+        // Raw blocks and zstd units are the largest objects the store
+        // hands the pool.
+        max_object_size: crate::store::max_object_size(config.block_size as usize),
         max_pages_per_zspage: DEFAULT_MAX_PAGES_PER_ZSPAGE,
         limit: config
             .pool_limit
@@ -138,8 +141,25 @@ pub fn session(
     mountpoint: &std::path::Path,
     on_destroy: Option<Box<dyn FnOnce() + Send>>,
 ) -> std::io::Result<fuser::Session<ZsfsFuse>> {
-    let fs = fs(config).map_err(std::io::Error::other)?;
-    crate::fuse::new_session(&session_config(config), fs, mountpoint, on_destroy)
+    let fs = Arc::new(fs(config).map_err(std::io::Error::other)?);
+    let mut workers: Vec<Box<dyn Send + Sync>> = Vec::new();
+    if let Some(after) = config.recompress_after {
+        workers.push(Box::new(recompress_thread(&fs, after)?));
+    }
+    crate::fuse::new_session(&session_config(config), fs, workers, mountpoint, on_destroy)
+}
+
+/// The thread that recompresses `fs`'s idle blocks every `after`, at the
+/// live `recompress_level=` and `recompress_unit=`. It holds the `Fs`, so
+/// its owner (the session) stops it before letting the `Fs` go.
+pub fn recompress_thread(fs: &Arc<Fs>, after: std::time::Duration) -> std::io::Result<RecompressThread> {
+    let fs = fs.clone();
+    RecompressThread::start(after, move |pace| {
+        let r = fs.recompress(fs.pass_spec(Which::Idle, None), pace);
+        if r.units > 0 {
+            log::debug!("recompress: {r:?}");
+        }
+    })
 }
 
 /// A pool and its reclaim thread as one value, for tests and benches: it

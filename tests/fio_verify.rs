@@ -18,11 +18,11 @@ use std::process::Command;
 const SEQ_SIZE: &str = "192m";
 const RAND_SIZE: &str = "48m";
 
-fn job_file(dir: &Path, verify_only: bool) -> String {
+fn job_file(dir: &Path, verify_only: bool, extra: &str) -> String {
     let vo = if verify_only { "verify_only=1\n" } else { "" };
     format!(
         "[global]
-directory={dir}
+{extra}directory={dir}
 ioengine=psync
 verify=crc32c
 verify_fatal=1
@@ -92,6 +92,16 @@ fn try_fio(fio: &Path, jobs: &Path, what: &str) -> Result<(), String> {
 }
 
 fn fio_verify(options: &str) -> MountGuard {
+    fio_verify_with(options, "", |_| None)
+}
+
+/// `fio_verify` with `extra` lines in the jobs' [global] and `beside(mount)`
+/// running through both phases.
+fn fio_verify_with(
+    options: &str,
+    extra: &str,
+    beside: impl FnOnce(&Path) -> Option<Recompressing>,
+) -> MountGuard {
     assert!(
         is_root(),
         "fio_verify drops the page cache, which needs root"
@@ -102,12 +112,14 @@ fn fio_verify(options: &str) -> MountGuard {
     let work = tempfile::tempdir().unwrap();
     let write_jobs = work.path().join("write.fio");
     let reread_jobs = work.path().join("reread.fio");
-    std::fs::write(&write_jobs, job_file(m.path(), false)).unwrap();
-    std::fs::write(&reread_jobs, job_file(m.path(), true)).unwrap();
+    std::fs::write(&write_jobs, job_file(m.path(), false, extra)).unwrap();
+    std::fs::write(&reread_jobs, job_file(m.path(), true, extra)).unwrap();
 
+    let side = beside(m.path());
     run_fio(&fio, &write_jobs, "write+verify", &m);
     drop_caches();
     run_fio(&fio, &reread_jobs, "re-read after drop_caches", &m);
+    drop(side);
     m
 }
 
@@ -130,6 +142,22 @@ fn fio_verify_pool_limit_far_below_data() {
     m.unmount_clean();
 }
 
+/// Compressible data (fio's buffer_compress_percentage), recompressed
+/// into zstd units while fio writes, verifies and re-reads it: the re-read
+/// after drop_caches comes from units.
+#[test]
+fn fio_verify_recompressing() {
+    let m = fio_verify_with(
+        "recompress_after=1s",
+        "buffer_compress_percentage=60\nrefill_buffers=1\n",
+        |mnt| Some(Recompressing::start(mnt, std::time::Duration::from_millis(200))),
+    );
+    let r = counters(m.path());
+    assert!(get(&r, "recomp_pages") > 0, "nothing was recompressed: {r:?}");
+    assert!(get(&r, "recomp_reads") > 0, "no read came from a unit: {r:?}");
+    m.unmount_clean();
+}
+
 /// The re-read phase really compares: on a fresh mount, where nothing was
 /// written, it must fail.
 #[test]
@@ -140,7 +168,7 @@ fn fio_reread_fails_on_data_that_was_never_written() {
     let m = MountGuard::new("");
     let work = tempfile::tempdir().unwrap();
     let reread_jobs = work.path().join("reread.fio");
-    std::fs::write(&reread_jobs, job_file(m.path(), true)).unwrap();
+    std::fs::write(&reread_jobs, job_file(m.path(), true, "")).unwrap();
     let r = try_fio(&fio, &reread_jobs, "re-read of nothing");
     assert!(
         r.is_err(),

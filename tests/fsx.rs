@@ -21,9 +21,15 @@ const OPS: u32 = 100_000;
 /// Run fsx on a fresh mount; returns the mount so a caller can look at its
 /// counters before it goes.
 fn run_fsx(seed: u32, options: &str) -> MountGuard {
+    run_fsx_with(seed, options, |_| None)
+}
+
+/// `run_fsx` with `beside(mount)` running from mount to fsx's end.
+fn run_fsx_with(seed: u32, options: &str, beside: impl FnOnce(&Path) -> Option<Recompressing>) -> MountGuard {
     let bin = require_program("fsx", "cargo install --locked fsx");
     let _heavy = heavy_lock();
     let m = MountGuard::new(options);
+    let side = beside(m.path());
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fsx.toml");
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fsx-{seed}"));
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -43,12 +49,13 @@ fn run_fsx(seed: u32, options: &str) -> MountGuard {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run fsx");
+    let passes = side.map(Recompressing::stop);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let combined = format!("{stdout}{stderr}");
     let ok = out.status.success() && combined.contains("All operations completed A-OK");
     eprintln!(
-        "fsx seed {seed} on zsfs -o '{options}': {} ({OPS} ops in {:.1?})",
+        "fsx seed {seed} on zsfs -o '{options}': {} ({OPS} ops in {:.1?}; recompression passes beside it: {passes:?})",
         if ok { "A-OK" } else { "FAILED" },
         started.elapsed()
     );
@@ -94,5 +101,19 @@ fn fsx_seed_3_direct_io() {
 fn fsx_seed_4_tiny_pool_limit() {
     let m = run_fsx(4, "pool_limit=256k,cache=none");
     m.assert_wrote_back_and_read_back("fsx");
+    m.unmount_clean();
+}
+
+/// Recompression at the same time as fsx's reads, writes, truncates, hole
+/// punches, copies and mmaps, under a small pool limit so the shrinker
+/// writes units back too: every read fsx checks may meet a block that was
+/// just packed into a zstd unit or written back.
+#[test]
+fn fsx_seed_5_recompressing() {
+    let m = run_fsx_with(5, "recompress_after=1s,pool_limit=1m", |mnt| {
+        Some(Recompressing::start(mnt, std::time::Duration::from_millis(50)))
+    });
+    let r = counters(m.path());
+    assert!(get(&r, "recomp_reads") > 0, "fsx never read a recompressed block: {r:?}");
     m.unmount_clean();
 }

@@ -25,8 +25,10 @@
 //! limit", as in tmpfs.
 
 use super::size::{parse_pool_limit, parse_size, parse_size_or_percent};
+use super::size::parse_duration;
 use super::validate::{
-    check_accept_threshold, check_block_size, check_control_name, check_mode, check_threads,
+    check_accept_threshold, check_block_size, check_control_name, check_mode,
+    check_recompress_level, check_recompress_unit, check_threads,
 };
 use super::{AtimeMode, Backing, CacheMode, Config, MountFlags};
 use crate::sys::log::LogTarget;
@@ -266,6 +268,48 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
         },
     },
     OptionDoc {
+        form: "recompress_after=DURATION|off",
+        doc: "recompress blocks not written or read for this long with zstd, in the background, \
+              paced and paused while the mount is busy (default 2m)",
+        kind: Kind::Value {
+            expected: "a duration such as 30s, 2m or 1h (a bare number is seconds), or `off`",
+            set: |c, v, _| {
+                c.recompress_after = match v {
+                    "off" => None,
+                    v => Some(parse_duration(v).filter(|d| !d.is_zero())?),
+                };
+                Some(())
+            },
+        },
+    },
+    OptionDoc {
+        form: "recompress_level=N",
+        doc: "zstd level for recompression, 1 to 19 (default 3)",
+        kind: Kind::Value {
+            expected: "a zstd level from 1 to 19, e.g. 3",
+            set: |c, v, _| {
+                let l = v.parse::<i32>().ok()?;
+                check_recompress_level(l).ok()?;
+                c.recompress_level = l;
+                Some(())
+            },
+        },
+    },
+    OptionDoc {
+        form: "recompress_unit=SIZE",
+        doc: "most bytes of consecutive blocks of a file compressed together, 4k to 64k \
+              (default 64k; at least one block)",
+        kind: Kind::Value {
+            expected: "a power of two from 4k to 64k, e.g. 16k",
+            set: |c, v, _| {
+                let u = u32::try_from(parse_size(v)?).ok()?;
+                check_recompress_unit(u).ok()?;
+                c.recompress_unit = u;
+                Some(())
+            },
+        },
+    },
+    OptionDoc {
         form: "control=NAME",
         doc: "name of the control file at the root (default .zsfs)",
         kind: Kind::Value {
@@ -328,7 +372,8 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         form: "remount",
         doc: "change a live mount's options (mount -o remount,...): size=, nr_inodes=, \
-              pool_limit=, accept_threshold=, mode=, uid=, gid= and the VFS flags",
+              pool_limit=, accept_threshold=, recompress_level=, recompress_unit=, mode=, \
+              uid=, gid= and the VFS flags",
         kind: Kind::Elsewhere,
     },
     OptionDoc {

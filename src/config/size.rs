@@ -49,6 +49,24 @@ pub fn parse_pool_limit(v: &str) -> Option<PoolLimit> {
     limit.check().ok().map(|()| limit)
 }
 
+/// A duration: digits with an optional unit s, m, h or d (a bare number is
+/// seconds, as sleep(1) takes it). `None` on anything else or on overflow.
+pub(crate) fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let digits_end = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let n: u64 = s[..digits_end].parse().ok()?;
+    let unit = match &s[digits_end..] {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit).map(std::time::Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +81,19 @@ mod tests {
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size_or_percent("25%", 400), Some(100));
         assert_eq!(parse_size_or_percent("0%", 400), None);
+    }
+
+    #[test]
+    fn durations_in_seconds_minutes_hours_days() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+        for bad in ["", "m", "1.5m", "2w", "-1", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

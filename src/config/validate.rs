@@ -5,7 +5,10 @@
 //! parses, so `-o` and a `Config` built by hand (tests, embedders) are held
 //! to one set of rules; the layers below only `debug_assert` them.
 
-use super::{Backing, Config, PoolLimit, MAX_BLOCK_SIZE, MAX_THREADS, MIN_BLOCK_SIZE};
+use super::{
+    Backing, Config, PoolLimit, MAX_BLOCK_SIZE, MAX_RECOMPRESS_LEVEL, MAX_RECOMPRESS_UNIT,
+    MAX_THREADS, MIN_BLOCK_SIZE, MIN_RECOMPRESS_UNIT,
+};
 
 /// Longest name a directory entry can have (NAME_MAX), hence `control=`'s.
 const NAME_MAX: usize = 255;
@@ -39,6 +42,14 @@ pub enum ConfigError {
     PoolLimitPercent(u8),
     #[error("accept_threshold={0}% is outside 1..=100 % of pool_limit (zswap's default is 90)")]
     AcceptThreshold(u8),
+    #[error("recompress_level={0} is outside 1..={MAX_RECOMPRESS_LEVEL} (zstd's levels; 3 is its default)")]
+    RecompressLevel(i32),
+    #[error(
+        "recompress_unit={0} is not a power of two from {MIN_RECOMPRESS_UNIT} to {MAX_RECOMPRESS_UNIT}: use 4k, 16k or 64k"
+    )]
+    RecompressUnit(u32),
+    #[error("recompress_after= is 0: give a duration such as 30s or 2m, or `off`")]
+    ZeroRecompressAfter,
     #[error("backing= is an empty path: give a file path, or `none` for no writeback")]
     EmptyBacking,
     #[error(
@@ -68,6 +79,11 @@ impl Config {
         check_accept_threshold(self.accept_threshold)?;
         if matches!(&self.backing, Backing::Path(p) if p.as_os_str().is_empty()) {
             return Err(ConfigError::EmptyBacking);
+        }
+        check_recompress_level(self.recompress_level)?;
+        check_recompress_unit(self.recompress_unit)?;
+        if self.recompress_after.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::ZeroRecompressAfter);
         }
         check_control_name(&self.control_name)
     }
@@ -119,6 +135,18 @@ pub(crate) fn check_accept_threshold(pct: u8) -> Result<(), ConfigError> {
         .ok_or(ConfigError::AcceptThreshold(pct))
 }
 
+pub fn check_recompress_level(level: i32) -> Result<(), ConfigError> {
+    (1..=MAX_RECOMPRESS_LEVEL)
+        .contains(&level)
+        .then_some(())
+        .ok_or(ConfigError::RecompressLevel(level))
+}
+
+pub(crate) fn check_recompress_unit(bytes: u32) -> Result<(), ConfigError> {
+    let ok = bytes.is_power_of_two() && (MIN_RECOMPRESS_UNIT..=MAX_RECOMPRESS_UNIT).contains(&bytes);
+    ok.then_some(()).ok_or(ConfigError::RecompressUnit(bytes))
+}
+
 /// The control file is an entry of the root directory, so its name follows
 /// the rules of any file name.
 pub(crate) fn check_control_name(name: &str) -> Result<(), ConfigError> {
@@ -157,6 +185,14 @@ mod tests {
         );
         assert_eq!(bad(|c| c.mode = 0o17777), ConfigError::Mode(0o17777));
         assert_eq!(bad(|c| c.size = 0), ConfigError::ZeroSize);
+        assert_eq!(bad(|c| c.recompress_level = 0), ConfigError::RecompressLevel(0));
+        assert_eq!(bad(|c| c.recompress_level = 20), ConfigError::RecompressLevel(20));
+        assert_eq!(bad(|c| c.recompress_unit = 3000), ConfigError::RecompressUnit(3000));
+        assert_eq!(bad(|c| c.recompress_unit = 128 << 10), ConfigError::RecompressUnit(128 << 10));
+        assert_eq!(
+            bad(|c| c.recompress_after = Some(std::time::Duration::ZERO)),
+            ConfigError::ZeroRecompressAfter
+        );
         assert_eq!(bad(|c| c.nr_inodes = 0), ConfigError::ZeroInodes);
         assert_eq!(bad(|c| c.uid = u32::MAX), ConfigError::Id { which: "uid" });
         assert_eq!(

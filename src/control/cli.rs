@@ -198,6 +198,9 @@ pub fn ctl(mountpoint: &Path, control_name: &str, words: &[String]) -> Result<St
             "mem_used_max",
             "bd_count",
             "pages_compacted",
+            "compr_data_size",
+            "recomp_pages",
+            "recomp_data_size",
         ] {
             let (Some(a), Some(b)) = (before.get(name), after.get(name)) else {
                 continue;
@@ -310,6 +313,25 @@ fn human(r: &Report, mount: &Path, classes: bool) -> String {
         g("same_pages"),
         g("huge_pages")
     );
+    // Per codec: new writes are LZ4 (or raw), idle data zstd units. A
+    // daemon from before recompression has no recomp_* fields.
+    if let Some(zstd_data) = r.get("recomp_orig_size") {
+        let same = g("same_pages") * g("block_size");
+        let lz4_data = (g("orig_data_size") - same - zstd_data).max(0.0);
+        let lz4_stored = (g("compr_data_size") - g("recomp_data_size")).max(0.0);
+        let ratio = |d: f64, c: f64| if c > 0.0 { d / c } else { 0.0 };
+        let _ = writeln!(
+            o,
+            "  codecs       lz4/raw {} in {} ({:.2}), zstd {} in {} ({:.2}); {:.0} idle at the last pass",
+            human_bytes(lz4_data),
+            human_bytes(lz4_stored),
+            ratio(lz4_data, lz4_stored),
+            human_bytes(zstd_data),
+            b("recomp_data_size"),
+            ratio(zstd_data, g("recomp_data_size")),
+            g("idle_pages")
+        );
+    }
     // A daemon from before dedup has no such fields: say nothing then.
     if r.get("dedup_index_bytes").is_some_and(|n| n > 0.0) {
         let _ = writeln!(

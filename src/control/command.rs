@@ -5,7 +5,7 @@
 //! the pool half-steered.
 
 use crate::config::PoolLimit;
-use crate::config::{parse_pool_limit, parse_size};
+use crate::config::{check_recompress_level, parse_pool_limit, parse_size};
 use std::fmt;
 
 /// One command, as written to the control file (one per line).
@@ -22,6 +22,11 @@ pub enum Command {
     /// `reset mem_used_max`: restart the peak-memory counter (zram: write 0
     /// to `mem_used_max`).
     ResetMemUsedMax,
+    /// `recompress idle|all [level=N]`: recompress, now and in this thread,
+    /// the blocks not written or read since the last pass (`idle`) or every
+    /// block that can be (`all`), at `recompress_level=` or level N (zram's
+    /// `recompress type=idle`).
+    Recompress { all: bool, level: Option<i32> },
     /// `remount [check] OPTIONS`: apply mount options to the live mount
     /// (`mount -o remount,...` sends this), or with `check` only say
     /// whether they would be accepted.
@@ -50,7 +55,7 @@ const SIZE_FORM: &str = "digits with an optional k, m, g or t suffix";
 
 /// The commands and their arguments, for error messages and `--help`.
 pub const USAGE: &str = "compact | writeback all|idle|SIZE | pool_limit SIZE|N%|none | \
-     reset mem_used_max | remount [check] OPTIONS";
+     recompress idle|all [level=N] | reset mem_used_max | remount [check] OPTIONS";
 
 impl Command {
     /// Parse a whole write: one command per non-empty line. All lines must
@@ -97,6 +102,21 @@ impl Command {
                 )),
             },
             ["reset", "mem_used_max"] => Ok(Command::ResetMemUsedMax),
+            ["recompress", which, rest @ ..] if rest.len() <= 1 => {
+                let all = match *which {
+                    "idle" => false,
+                    "all" => true,
+                    w => return bad(format!("recompress {w:?}: expected idle or all")),
+                };
+                let level = match rest.first() {
+                    None => None,
+                    Some(l) => match l.strip_prefix("level=").and_then(|n| n.parse::<i32>().ok()) {
+                        Some(n) if check_recompress_level(n).is_ok() => Some(n),
+                        _ => return bad(format!("{l:?} is not level=N with N from 1 to 19")),
+                    },
+                };
+                Ok(Command::Recompress { all, level })
+            }
             ["remount", "check", opts] => Ok(Command::Remount {
                 options: opts.to_string(),
                 check: true,
@@ -123,6 +143,13 @@ impl fmt::Display for Command {
             Command::PoolLimit(Some(PoolLimit::Bytes(n))) => write!(f, "pool_limit {n}"),
             Command::PoolLimit(Some(PoolLimit::Percent(p))) => write!(f, "pool_limit {p}%"),
             Command::ResetMemUsedMax => write!(f, "reset mem_used_max"),
+            Command::Recompress { all, level } => {
+                write!(f, "recompress {}", if *all { "all" } else { "idle" })?;
+                match level {
+                    Some(l) => write!(f, " level={l}"),
+                    None => Ok(()),
+                }
+            }
             Command::Remount { options, check } => {
                 write!(f, "remount {}{options}", if *check { "check " } else { "" })
             }
@@ -161,6 +188,20 @@ mod tests {
             ),
             ("pool_limit none", Command::PoolLimit(None)),
             ("reset mem_used_max", Command::ResetMemUsedMax),
+            (
+                "recompress idle",
+                Command::Recompress {
+                    all: false,
+                    level: None,
+                },
+            ),
+            (
+                "recompress all level=9",
+                Command::Recompress {
+                    all: true,
+                    level: Some(9),
+                },
+            ),
             (
                 "remount size=1g,mode=755",
                 Command::Remount {
@@ -203,6 +244,12 @@ mod tests {
             "remount",
             "remount check",
             "remount a b c",
+            "recompress",
+            "recompress some",
+            "recompress all level=0",
+            "recompress all level=20",
+            "recompress idle 9",
+            "recompress idle level=3 again",
         ] {
             let err = Command::parse(text).unwrap_err().to_string();
             assert!(err.contains("expected one of"), "{text}: {err}");

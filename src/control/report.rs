@@ -70,6 +70,15 @@ fields! {
     "dedup_data_size" Bytes Gauge "Object bytes those blocks would take without dedup (not in compr_data_size).",
     "dedup_index_bytes" Bytes Gauge "Memory of the dedup index (hash tables and reference counts), outside mem_used_total.",
     "dedup_collisions" Count Counter "Hash matches whose content differed (stored separately), cumulative.",
+    // recompression (zram: recomp_algorithm, idle marking; zram's mm_stat has no recomp_* names)
+    "recomp_pages" Blocks Gauge "Blocks held in zstd units: idle data recompressed (`recompress_after=`, `recompress idle|all`).",
+    "recomp_data_size" Bytes Gauge "Pool bytes of those units (part of compr_data_size).",
+    "recomp_orig_size" Bytes Gauge "Uncompressed bytes of the blocks in units (recomp_pages times block_size).",
+    "recomp_skipped" Count Counter "Runs of blocks zstd did not make 1/8 smaller, left as they were and not tried again, cumulative.",
+    "recomp_failed" Count Counter "Runs the pool refused to take as a unit (its limit), left as they were, cumulative.",
+    "recomp_reads" Blocks Counter "Block reads served from zstd units, cumulative.",
+    "idle_pages" Blocks Gauge "Blocks the last recompression pass found idle (not written or read since the pass before) and took.",
+    "recomp_meta_bytes" Bytes Gauge "Memory of the per-object recompression state (access marks, unit reference counts), outside mem_used_total.",
     // zram bd_stat
     "bd_count" Pages Gauge "Pool data now in the backing file, in 4 KiB units.",
     "bd_reads" Pages Counter "Reads from the backing file, in 4 KiB units.",

@@ -22,6 +22,7 @@ use crate::config::physical_ram;
 use crate::control::cli::USAGE_XATTR;
 use crate::control::remount::LAST_ERROR_XATTR;
 use crate::control::{ClassRow, Command, Report, WritebackAmount};
+use crate::fs::{Unpaced, Which};
 use crate::store::{StoreError, WritebackRequest};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -53,6 +54,14 @@ impl Fs {
         r.push("dedup_data_size", st.dedup_data_size);
         r.push("dedup_index_bytes", st.dedup_index_bytes);
         r.push("dedup_collisions", st.dedup_collisions);
+        r.push("recomp_pages", st.recomp_pages);
+        r.push("recomp_data_size", st.recomp_data_size);
+        r.push("recomp_orig_size", st.recomp_pages * u64::from(self.block_size));
+        r.push("recomp_skipped", st.recomp_skipped);
+        r.push("recomp_failed", st.recomp_failed);
+        r.push("recomp_reads", st.recomp_reads);
+        r.push("idle_pages", self.idle_pages());
+        r.push("recomp_meta_bytes", st.recomp_meta_bytes);
         r.push("bd_count", pool.bd_count);
         r.push("bd_reads", pool.bd_reads);
         r.push("bd_writes", pool.bd_writes);
@@ -138,6 +147,11 @@ impl Fs {
                 log::info!("control file: pool limit now {bytes:?} bytes");
             }
             Command::ResetMemUsedMax => store.reset_max_pages(),
+            Command::Recompress { all, level } => {
+                let which = if all { Which::All } else { Which::Idle };
+                let r = self.recompress(self.pass_spec(which, level), &mut Unpaced);
+                log::info!("control file: {cmd}: {r:?}");
+            }
             Command::Remount { ref options, check } => {
                 self.remount(options, check)
                     .map_err(|why| self.refuse(&format!("remount: {why}"), libc::EINVAL))?;

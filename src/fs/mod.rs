@@ -74,6 +74,7 @@ pub use types::*;
 use crate::config::Config;
 use crate::store::Store;
 use data::{FileData, Space, Writers};
+pub use data::{Pace, PassReport, PassSpec, Unpaced};
 use dir::Dir;
 use parking_lot::{Mutex, RwLock};
 use stamp::Stamp;
@@ -83,7 +84,7 @@ use std::time::{Duration, SystemTime};
 use table::InodeTable;
 use xattr::Xattrs;
 
-pub use crate::store::StoreStats;
+pub use crate::store::{StoreStats, Which};
 
 /// The first inode number handed out; 1 and 2 are the root and the
 /// control file.
@@ -142,6 +143,8 @@ pub struct Fs {
     /// recompression), handed in by `mount.rs`; dropped, which stops and
     /// joins them, with the `Fs`. Type-erased so `fs` names no policy.
     workers: Vec<Box<dyn Send + Sync>>,
+    /// Blocks the last recompression pass found idle (`idle_pages`).
+    last_idle: AtomicU64,
     /// Block budget from `size=`.
     space: Space,
     /// Write requests in progress, which size a write's compression
@@ -217,6 +220,7 @@ impl Fs {
         let fs = Fs {
             store,
             workers: Vec::new(),
+            last_idle: AtomicU64::new(0),
             space: Space::new(max_blocks, block_size, WRITE_BUFFER_BYTES),
             writers: Writers::default(),
             table: RwLock::new(InodeTable::default()),

@@ -44,6 +44,7 @@ const FIXED: &[Fixed] = &[
     fixed!(dedup: "stored blocks are already shared or not"),
     fixed!(max_dirty: "the dirty window is set at mount"),
     fixed!(backing: "written-back data lives in the file"),
+    fixed!(recompress_after: "the recompression thread is started with it"),
     fixed!(control_name as "control": "the control file is named at mount"),
     fixed!(log: "the log is opened at mount"),
 ];

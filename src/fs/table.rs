@@ -36,6 +36,11 @@ impl InodeTable {
         }
     }
 
+    /// Every inode, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Inode>> {
+        self.map.iter()
+    }
+
     pub(crate) fn remove(&mut self, ino: Ino) -> Option<Arc<Inode>> {
         let e = self.map.find_entry(hash(ino), |n| n.ino == ino).ok()?;
         Some(e.remove().0)

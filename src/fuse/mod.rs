@@ -73,10 +73,14 @@ pub struct SessionConfig {
 }
 
 pub struct ZsfsFuse {
+    /// Threads that work on `fs` beside the requests (recompression): they
+    /// hold the `Fs`, so they are stopped (dropped) before it, in `destroy`
+    /// and, declared first, when the session drops.
+    workers: Vec<Box<dyn Send + Sync>>,
     /// The filesystem; `Some` until `destroy`, which drops it (stopping the
-    /// shrinker, giving a named backing file's space back) before the
-    /// process exits there.
-    fs: Option<Fs>,
+    /// reclaim thread, giving a named backing file's space back) before
+    /// the process exits there.
+    fs: Option<Arc<Fs>>,
     cache: CacheMode,
     /// Control-file opens and their snapshots.
     control: control::ControlOpens,
@@ -112,9 +116,10 @@ pub struct ZsfsFuse {
 
 impl ZsfsFuse {
     /// The FUSE side of `fs`, as `config` says.
-    pub fn new(config: &SessionConfig, fs: Fs) -> ZsfsFuse {
+    pub fn new(config: &SessionConfig, fs: Arc<Fs>) -> ZsfsFuse {
         let threads = config.threads.max(1);
         ZsfsFuse {
+            workers: Vec::new(),
             fs: Some(fs),
             cache: config.cache,
             control: control::ControlOpens::new(),
@@ -132,7 +137,7 @@ impl ZsfsFuse {
     /// The filesystem core (for tests and the control file).
     pub fn fs(&self) -> &Fs {
         self.fs
-            .as_ref()
+            .as_deref()
             .expect("no request is served after destroy")
     }
 

@@ -20,6 +20,7 @@ use std::time::SystemTime;
 impl Filesystem for ZsfsFuse {
     fn destroy(&mut self) {
         if let Some(f) = self.on_destroy.lock().take() {
+            self.workers.clear();
             drop(self.fs.take());
             f();
         }

@@ -20,6 +20,7 @@ use crate::fs::Fs;
 use crate::sys::{bdi, mountinfo};
 use fuser::{InitFlags, KernelConfig};
 use std::io;
+use std::sync::Arc;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -40,7 +41,8 @@ const MAX_BACKGROUND: u16 = 64;
 /// fuser drops the session (see `ZsfsFuse::on_destroy`).
 pub fn new_session(
     config: &SessionConfig,
-    fs: Fs,
+    fs: Arc<Fs>,
+    workers: Vec<Box<dyn Send + Sync>>,
     mountpoint: &Path,
     on_destroy: Option<Box<dyn FnOnce() + Send>>,
 ) -> io::Result<fuser::Session<ZsfsFuse>> {
@@ -59,7 +61,8 @@ pub fn new_session(
     }
     fcfg.n_threads = Some(config.threads.max(1));
     fcfg.clone_fd = true;
-    let fs = ZsfsFuse::new(config, fs);
+    let mut fs = ZsfsFuse::new(config, fs);
+    fs.workers = workers;
     *fs.on_destroy.lock() = on_destroy;
     let notifier = fs.notifier.clone();
     let bdi = fs.bdi.clone();

@@ -15,11 +15,13 @@
 //!   reading it costs the request path nothing.
 //!
 //! `recompress idle|all` in the control file runs a pass in the caller's
-//! thread, unpaced: whoever asks wants it done now (zram's `recompress`).
+//! thread, unpaced (`fs::Unpaced`): whoever asks wants it done now (zram's
+//! `recompress`).
 //!
 //! Locks: the stop flag's mutex, a leaf; a pass runs with no lock of this
 //! module held.
 
+use crate::fs::Pace;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,22 +39,6 @@ pub(crate) const BLOCKS_PER_TICK: u64 = 512;
 /// the mount is busy and the pass waits: a FUSE workload at full speed
 /// keeps its request threads well above it, an idle mount near zero.
 pub(crate) const BUSY_CPU_PERCENT: u64 = 20;
-
-/// How a pass may go on: asked between runs of blocks, with no lock held.
-pub trait Pace {
-    /// `blocks` more were looked at or packed. Returns false when the pass
-    /// must stop (the mount is going away); may sleep first.
-    fn spend(&mut self, blocks: u64) -> bool;
-}
-
-/// The pace of a pass asked for in the control file: as fast as it goes.
-pub struct Unpaced;
-
-impl Pace for Unpaced {
-    fn spend(&mut self, _blocks: u64) -> bool {
-        true
-    }
-}
 
 /// Whether the other threads' CPU time over a tick, above `percent` of
 /// one CPU, says the mount is busy.

@@ -94,7 +94,7 @@ fn read(s: &Store, b: &Block) -> Vec<u8> {
 fn handle(b: &Block) -> Option<Handle> {
     match *b {
         Block::Same(_) => None,
-        Block::Lz4(h) | Block::Raw(h) => Some(h),
+        Block::Lz4(h) | Block::Raw(h) | Block::Zstd { unit: h, .. } => Some(h),
     }
 }
 

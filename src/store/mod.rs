@@ -34,18 +34,26 @@
 //! to one block through the owning inode's lock, so compression never runs
 //! under a global lock.
 
+mod commands;
 mod dedup;
+mod recompress;
+mod stats;
 pub(crate) mod unit;
 
 pub use crate::pool::{ClassStats, PoolStats, WritebackReport, WritebackRequest};
 use crate::pool::{Handle, Pool, PoolConfig, PoolError};
 use dedup::{Dedup, Key, Release};
+use recompress::Meta;
+pub use recompress::{Outcome, Which};
+pub use stats::StoreStats;
+pub use unit::{max_object_size, MAX_UNIT_BLOCKS};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A stored block. 16 bytes; lives in the inode's block map. With dedup,
-/// several blocks may name one handle; each is one reference.
+/// A stored block. 8 bytes; lives in the inode's block map. With dedup,
+/// several blocks may name one handle; each is one reference. Blocks of a
+/// zstd unit name its handle too, each with its place in the unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Block {
     /// Every byte of the block is this value; nothing in the pool.
@@ -54,6 +62,8 @@ pub enum Block {
     Lz4(Handle),
     /// Uncompressed object of exactly `block_size` bytes in the pool.
     Raw(Handle),
+    /// Block `index` of a recompressed unit (`recompress.rs`, `unit.rs`).
+    Zstd { unit: Handle, index: u8 },
 }
 
 /// Why a block could not be stored or loaded, or a pool command failed.
@@ -120,32 +130,6 @@ pub struct StoreConfig {
     pub dedup: bool,
 }
 
-/// Counters kept by the store, zram names where zram has one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Logical bytes of all stored blocks (zram `orig_data_size`).
-    pub orig_data_size: u64,
-    /// Blocks stored as one byte, no pool object (zram `same_pages`).
-    pub same_pages: u64,
-    /// Blocks stored raw because they did not compress (zram `huge_pages`).
-    pub huge_pages: u64,
-    /// Blocks stored LZ4-compressed.
-    pub compressed_pages: u64,
-    /// Bytes given to the pool for live objects (zram `compr_data_size`).
-    pub compr_data_size: u64,
-    /// Blocks whose compression ran but did not pay (zswap `reject_compress_poor`).
-    pub reject_compress_poor: u64,
-    /// Blocks served by a pool object another block already holds: the sum
-    /// over shared objects of (references - 1).
-    pub dedup_pages: u64,
-    /// Object bytes those blocks would have cost without dedup.
-    pub dedup_data_size: u64,
-    /// Memory of the dedup index (tables and reference counts), outside the pool.
-    pub dedup_index_bytes: u64,
-    /// Hash matches whose content differed (not shared), cumulative.
-    pub dedup_collisions: u64,
-}
-
 /// The codec plus the pool it stores into.
 pub struct Store {
     /// Where objects live. Shared only with its reclaim thread; everything
@@ -175,7 +159,28 @@ pub struct Store {
     dedup_data_size: AtomicU64,
     /// Cumulative hash matches that failed the content comparison.
     dedup_collisions: AtomicU64,
+    /// Per-handle recompression state: access and skip marks, unit
+    /// reference counts (`recompress.rs`).
+    meta: Meta,
+    /// Live `Block::Zstd` blocks.
+    recomp_pages: AtomicU64,
+    /// Live unit objects, and the bytes they hold.
+    recomp_units: AtomicU64,
+    recomp_data_size: AtomicU64,
+    /// Cumulative: units zstd did not make small enough; units the pool
+    /// refused; block reads served from units.
+    recomp_skipped: AtomicU64,
+    recomp_failed: AtomicU64,
+    recomp_reads: AtomicU64,
+    /// Unit objects freed so far: a thread's cached unit is stale once this
+    /// moved (`recompress.rs`).
+    unit_frees: AtomicU64,
+    /// This store among all in the process, for the per-thread unit cache.
+    id: u64,
 }
+
+/// Source of `Store::id`.
+static STORES: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// LZ4 output scratch, sized for the largest block; one per request thread.
@@ -188,10 +193,8 @@ impl Store {
     /// A store of `block_size`-byte blocks over a fresh in-memory pool (no
     /// limit, no backing file), dedup on: tests.
     pub fn new(block_size: usize) -> Store {
-        Store::with_pool(
-            block_size,
-            Arc::new(Pool::new(PoolConfig::unlimited(block_size), None)),
-        )
+        let config = PoolConfig::unlimited(unit::max_object_size(block_size));
+        Store::with_pool(block_size, Arc::new(Pool::new(config, None)))
     }
 
     /// A store over an existing pool, dedup on.
@@ -206,12 +209,13 @@ impl Store {
     }
 
     /// A store configured by `config` over `pool` (whose `max_object_size`
-    /// is `config.block_size`).
+    /// is `unit::max_object_size(config.block_size)`: raw blocks and units
+    /// are its largest objects).
     pub fn with_config(config: StoreConfig, pool: Arc<Pool>) -> Store {
         let block_size = config.block_size;
         // Config::validate rejects other block sizes before they get here.
         debug_assert!(block_size.is_power_of_two() && (4096..=128 * 1024).contains(&block_size));
-        debug_assert_eq!(pool.max_object_size(), block_size);
+        debug_assert_eq!(pool.max_object_size(), unit::max_object_size(block_size));
         Store {
             pool,
             block_size,
@@ -229,6 +233,15 @@ impl Store {
             dedup_pages: AtomicU64::new(0),
             dedup_data_size: AtomicU64::new(0),
             dedup_collisions: AtomicU64::new(0),
+            meta: Meta::new(),
+            recomp_pages: AtomicU64::new(0),
+            recomp_units: AtomicU64::new(0),
+            recomp_data_size: AtomicU64::new(0),
+            recomp_skipped: AtomicU64::new(0),
+            recomp_failed: AtomicU64::new(0),
+            recomp_reads: AtomicU64::new(0),
+            unit_frees: AtomicU64::new(0),
+            id: STORES.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -332,16 +345,25 @@ impl Store {
                 }
             }
         })?;
+        if let Block::Lz4(h) | Block::Raw(h) = block {
+            self.meta.born(h);
+        }
         self.orig_data_size
             .fetch_add(self.block_size as u64, Ordering::Relaxed);
         Ok(block)
     }
 
-    /// Bytes a stored block takes in the pool (0 for same-filled).
+    /// Bytes a stored block takes in the pool (0 for same-filled); for a
+    /// block of a unit, its share of the unit (the unit's bytes over the
+    /// blocks that still name it).
     pub(crate) fn stored_len(&self, block: &Block) -> usize {
         match *block {
             Block::Same(_) => 0,
             Block::Lz4(h) | Block::Raw(h) => self.pool.object_len(h),
+            Block::Zstd { unit, .. } => {
+                let refs = self.meta.unit_refs(unit).max(1) as usize;
+                self.pool.object_len(unit).div_ceil(refs)
+            }
         }
     }
 
@@ -353,28 +375,53 @@ impl Store {
                 out.fill(b);
                 Ok(())
             }
-            Block::Raw(h) => self.pool.read_with(h, |src| {
-                if src.len() != out.len() {
-                    return Err(StoreError::Io(format!(
-                        "raw block object is {} bytes, expected {}",
-                        src.len(),
-                        out.len()
-                    )));
-                }
-                out.copy_from_slice(src);
-                Ok(())
-            })?,
-            Block::Lz4(h) => {
-                self.pool
-                    .read_with(h, |src| match lz4_flex::block::decompress_into(src, out) {
-                        Ok(n) if n == out.len() => Ok(()),
-                        Ok(n) => Err(StoreError::Io(format!(
-                            "compressed block decodes to {n} bytes, expected {}",
-                            out.len()
-                        ))),
-                        Err(e) => Err(StoreError::Io(format!("corrupt compressed block: {e}"))),
-                    })?
+            Block::Zstd { unit, index } => self.get_from_unit(unit, index, out),
+            Block::Raw(h) => {
+                self.meta.touch(h);
+                self.read_raw(h, out)
             }
+            Block::Lz4(h) => {
+                self.meta.touch(h);
+                self.read_lz4(h, out)
+            }
+        }
+    }
+
+    /// An uncompressed object into `out`.
+    fn read_raw(&self, h: Handle, out: &mut [u8]) -> Result<(), StoreError> {
+        self.pool.read_with(h, |src| {
+            if src.len() != out.len() {
+                return Err(StoreError::Io(format!(
+                    "raw block object is {} bytes, expected {}",
+                    src.len(),
+                    out.len()
+                )));
+            }
+            out.copy_from_slice(src);
+            Ok(())
+        })?
+    }
+
+    /// An LZ4 object, decompressed into `out`.
+    fn read_lz4(&self, h: Handle, out: &mut [u8]) -> Result<(), StoreError> {
+        self.pool
+            .read_with(h, |src| match lz4_flex::block::decompress_into(src, out) {
+                Ok(n) if n == out.len() => Ok(()),
+                Ok(n) => Err(StoreError::Io(format!(
+                    "compressed block decodes to {n} bytes, expected {}",
+                    out.len()
+                ))),
+                Err(e) => Err(StoreError::Io(format!("corrupt compressed block: {e}"))),
+            })?
+    }
+
+    /// Load a block without marking it accessed: what a recompression pass
+    /// reads is not a use of the data.
+    pub(super) fn peek(&self, block: &Block, out: &mut [u8]) -> Result<(), StoreError> {
+        match *block {
+            Block::Raw(h) => self.read_raw(h, out),
+            Block::Lz4(h) => self.read_lz4(h, out),
+            _ => self.get(block, out),
         }
     }
 
@@ -395,6 +442,7 @@ impl Store {
                 self.compressed_pages.fetch_sub(1, Ordering::Relaxed);
                 h
             }
+            Block::Zstd { unit, .. } => return self.free_from_unit(unit),
         };
         // Read before release: after the last reference the handle may be reused.
         let n = self.pool.object_len(h) as u64;
@@ -408,6 +456,7 @@ impl Store {
             return;
         }
         self.compr_data_size.fetch_sub(n, Ordering::Relaxed);
+        self.meta.died(h);
         self.pool.free(h);
     }
 
@@ -420,6 +469,8 @@ impl Store {
     /// * An object in the dedup index (every object with `dedup=on`, in
     ///   memory or written back): one more reference, no pool memory, no
     ///   compression, no read. Counted as a dedup hit (`dedup_pages`).
+    /// * A block of a unit: one more reference to the unit, with or
+    ///   without dedup (units are never in the dedup index).
     /// * Otherwise (`dedup=off`, or a count at its 2^32 - 1 ceiling): the
     ///   block is read and stored again, a copy of its own. Registering
     ///   objects in an index that `dedup=off` promised not to keep would
@@ -432,6 +483,13 @@ impl Store {
                 self.orig_data_size
                     .fetch_add(self.block_size as u64, Ordering::Relaxed);
                 return Ok(Block::Same(b));
+            }
+            Block::Zstd { unit, .. } => {
+                self.meta.unit_ref(unit);
+                self.recomp_pages.fetch_add(1, Ordering::Relaxed);
+                self.orig_data_size
+                    .fetch_add(self.block_size as u64, Ordering::Relaxed);
+                return Ok(*block);
             }
             Block::Lz4(h) | Block::Raw(h) => h,
         };
@@ -462,6 +520,7 @@ impl Store {
     pub fn refs(&self, block: &Block) -> u64 {
         match (*block, &self.dedup) {
             (Block::Same(_), _) => 0,
+            (Block::Zstd { unit, .. }, _) => self.meta.unit_refs(unit),
             (Block::Lz4(h) | Block::Raw(h), Some(d)) => d.refs(h).max(1),
             (_, None) => 1,
         }
@@ -486,9 +545,9 @@ impl Store {
         if let Some(d) = &self.dedup {
             let (objects, refs) = d.debug_check(&self.pool);
             assert_eq!(
-                objects,
+                objects + st.recomp_units,
                 ps.objects + ps.disk_objects,
-                "indexed vs pool objects"
+                "indexed objects and units vs pool objects"
             );
             assert_eq!(refs - objects, st.dedup_pages, "dedup_pages");
         }
@@ -498,25 +557,10 @@ impl Store {
             "compr_data_size vs pool bytes"
         );
         assert_eq!(
-            st.huge_pages + st.compressed_pages,
+            st.huge_pages + st.compressed_pages + st.recomp_units,
             ps.objects + ps.disk_objects + st.dedup_pages,
-            "blocks vs objects + shared references"
+            "blocks and units vs objects + shared references"
         );
-    }
-
-    pub fn stats(&self) -> StoreStats {
-        StoreStats {
-            orig_data_size: self.orig_data_size.load(Ordering::Relaxed),
-            same_pages: self.same_pages.load(Ordering::Relaxed),
-            huge_pages: self.huge_pages.load(Ordering::Relaxed),
-            compressed_pages: self.compressed_pages.load(Ordering::Relaxed),
-            compr_data_size: self.compr_data_size.load(Ordering::Relaxed),
-            reject_compress_poor: self.reject_compress_poor.load(Ordering::Relaxed),
-            dedup_pages: self.dedup_pages.load(Ordering::Relaxed),
-            dedup_data_size: self.dedup_data_size.load(Ordering::Relaxed),
-            dedup_index_bytes: self.dedup.as_ref().map_or(0, Dedup::index_bytes),
-            dedup_collisions: self.dedup_collisions.load(Ordering::Relaxed),
-        }
     }
 
     pub fn pool_stats(&self) -> PoolStats {
@@ -527,52 +571,6 @@ impl Store {
     /// stats). `fs` does not use it: it has the commands below.
     pub fn pool(&self) -> &Pool {
         &self.pool
-    }
-}
-
-/// The pool commands the filesystem's control file and remount run. `fs`
-/// reaches the pool only through these.
-impl Store {
-    /// The pool's per-class table, one row per merged class.
-    pub fn class_stats(&self) -> Vec<ClassStats> {
-        self.pool.class_stats()
-    }
-
-    /// Move objects out of sparse zspages; returns the pages given back.
-    pub fn compact(&self) -> u64 {
-        self.pool.compact()
-    }
-
-    /// Write back now, in this thread (`writeback all|idle|N`).
-    pub fn writeback(&self, req: WritebackRequest) -> Result<WritebackReport, StoreError> {
-        self.pool.writeback(req).map_err(StoreError::command)
-    }
-
-    /// Ask the reclaim thread to write back; returns at once.
-    pub fn request_writeback(&self, req: WritebackRequest) -> Result<(), StoreError> {
-        self.pool
-            .request_writeback(req)
-            .map_err(StoreError::command)
-    }
-
-    /// Rewrite mostly-dead backing-file records; returns the bytes given back.
-    pub fn compact_backing(&self) -> Result<u64, StoreError> {
-        self.pool.compact_backing().map_err(StoreError::command)
-    }
-
-    /// Change the pool's memory limit (`None`: no limit).
-    pub fn set_limit(&self, limit: Option<u64>) {
-        self.pool.set_limit(limit)
-    }
-
-    /// Change `accept_threshold=` (1..=100) for the reclaim thread.
-    pub fn set_accept_threshold(&self, pct: u8) {
-        self.pool.set_accept_threshold(pct)
-    }
-
-    /// Reset the pool's `mem_used_max` to what it holds now.
-    pub fn reset_max_pages(&self) {
-        self.pool.reset_max_pages()
     }
 }
 
@@ -598,3 +596,6 @@ mod tests;
 
 #[cfg(test)]
 mod dedup_tests;
+
+#[cfg(test)]
+mod recompress_tests;

@@ -93,7 +93,7 @@ impl Meta {
     }
 
     fn id(h: Handle) -> u32 {
-        (h.to_raw() - 1) as u32
+        h.id()
     }
 
     /// A new LZ4/raw object: counts as just accessed, nothing refused yet.
@@ -164,7 +164,8 @@ impl Meta {
 
     /// Memory of the table, outside the pool.
     pub(super) fn bytes(&self) -> u64 {
-        self.table.bytes()
+        let block = crate::util::table::BLOCK * std::mem::size_of::<AtomicU64>();
+        (self.table.blocks().count() * block + AtomicTable::dir_bytes()) as u64
     }
 }
 
@@ -205,7 +206,7 @@ impl Store {
             let (plain, object) = &mut *p.borrow_mut();
             plain.resize(n * bs, 0);
             for (b, chunk) in blocks.iter().zip(plain.chunks_exact_mut(bs)) {
-                self.get(b, chunk)?;
+                self.peek(b, chunk)?;
             }
             unit::encode(plain, n, level, object)
                 .map_err(|e| StoreError::Io(format!("zstd: {e}")))?;

@@ -21,6 +21,7 @@ fn same_filled_block_has_no_pool_object() {
     s.free(b);
     let st = StoreStats {
         dedup_index_bytes: 0,
+        recomp_meta_bytes: 0,
         ..s.stats()
     };
     assert_eq!(st, StoreStats::default());

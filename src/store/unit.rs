@@ -22,7 +22,19 @@
 
 /// Most blocks one unit holds: the index rides in a map entry's byte, and
 /// 64 KiB of 4 KiB blocks is where zstd's gain levels off (benches/block_size).
-pub(crate) const MAX_UNIT_BLOCKS: usize = 16;
+pub const MAX_UNIT_BLOCKS: usize = 16;
+
+/// Most bytes of blocks one unit holds (`recompress_unit=`'s ceiling):
+/// where zstd's gain over one 4 KiB block levels off (benches/block_size),
+/// while a random read still decompresses little.
+pub(crate) const MAX_UNIT_BYTES: usize = 64 * 1024;
+
+/// The largest object a store of `block_size` blocks gives its pool: a raw
+/// block, or a unit (kept only when at most 7/8 of the `MAX_UNIT_BYTES`
+/// or one block it replaces).
+pub fn max_object_size(block_size: usize) -> usize {
+    block_size.max(MAX_UNIT_BYTES)
+}
 
 /// Bytes before the zstd frame.
 const HEADER: usize = 1;
@@ -90,24 +102,7 @@ pub(crate) fn block_of(unit: &[u8], block_size: usize, index: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::noise;
-
-    /// Text-like bytes: words picked by noise, so LZ4 and zstd both find
-    /// something, different for every seed.
-    fn text(seed: u64, len: usize) -> Vec<u8> {
-        const WORDS: [&str; 8] = [
-            "block ", "zspage ", "pool ", "the ", "of ", "lz4 ", "\n", "idle ",
-        ];
-        let mut out = Vec::with_capacity(len + 8);
-        for r in noise(seed, len) {
-            if out.len() >= len {
-                break;
-            }
-            out.extend_from_slice(WORDS[usize::from(r) % 8].as_bytes());
-        }
-        out.truncate(len);
-        out
-    }
+    use crate::test_data::{noise, text};
 
     #[test]
     fn a_unit_round_trips_each_block() {

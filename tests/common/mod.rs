@@ -185,6 +185,52 @@ pub fn churn_pool(pool: &zsfs::pool::Pool, stop: &std::sync::atomic::AtomicBool,
     }
 }
 
+/// A thread that writes `recompress all` into a mount's control file every
+/// `every`, from creation until dropped: recompression passes running at
+/// the same moment as whatever the test does to the files (the background
+/// passes pause while the mount is busy, so a test cannot wait for them).
+pub struct Recompressing {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Recompressing {
+    pub fn start(mnt: &Path, every: Duration) -> Recompressing {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (s, control) = (stop.clone(), mnt.join(".zsfs"));
+        let thread = std::thread::spawn(move || {
+            let mut passes = 0;
+            while !s.load(Ordering::Relaxed) {
+                std::fs::write(&control, "recompress all\n").expect("recompress all");
+                passes += 1;
+                std::thread::sleep(every);
+            }
+            passes
+        });
+        Recompressing {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop; the number of passes run.
+    pub fn stop(mut self) -> u64 {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().expect("recompress thread"))
+    }
+}
+
+impl Drop for Recompressing {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
 /// Unmounts `0` (and waits for its daemons to go) when dropped, so a failed
 /// assertion leaves nothing mounted: for mounts a test made itself (a
 /// detached `zsfs DIR`, the mount helper) rather than with [`MountGuard`].

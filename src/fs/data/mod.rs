@@ -63,11 +63,13 @@
 mod copy;
 pub(super) mod file;
 mod map;
+mod recompress;
 mod share;
 mod space;
 mod write;
 
 pub(crate) use file::FileData;
+pub use recompress::{Pace, PassReport, PassSpec, Unpaced};
 pub(crate) use space::Space;
 pub(crate) use write::Writers;
 
