@@ -22,10 +22,14 @@ fn page_cost(page: &[u8], level: i32, scratch: &mut Vec<u8>) -> usize {
         return 0;
     }
     scratch.clear();
-    let n = zstd::bulk::compress_to_buffer(page, {
-        scratch.resize(zstd::zstd_safe::compress_bound(PAGE), 0);
-        &mut scratch[..]
-    }, level)
+    let n = zstd::bulk::compress_to_buffer(
+        page,
+        {
+            scratch.resize(zstd::zstd_safe::compress_bound(PAGE), 0);
+            &mut scratch[..]
+        },
+        level,
+    )
     .expect("zstd");
     if n > HUGE {
         PAGE
@@ -35,13 +39,17 @@ fn page_cost(page: &[u8], level: i32, scratch: &mut Vec<u8>) -> usize {
 }
 
 fn walk(dir: &Path, level: i32, total: &mut (u64, u64), scratch: &mut Vec<u8>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let Ok(t) = e.file_type() else { continue };
         if t.is_dir() {
             walk(&e.path(), level, total, scratch);
         } else if t.is_file() {
-            let Ok(data) = std::fs::read(e.path()) else { continue };
+            let Ok(data) = std::fs::read(e.path()) else {
+                continue;
+            };
             for chunk in data.chunks(PAGE) {
                 let mut page = [0u8; PAGE];
                 page[..chunk.len()].copy_from_slice(chunk);
@@ -54,7 +62,10 @@ fn walk(dir: &Path, level: i32, total: &mut (u64, u64), scratch: &mut Vec<u8>) {
 
 fn main() {
     // cargo bench passes --bench; keep only our arguments.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let Some(dir) = args.first() else {
         eprintln!("usage: cargo bench --bench zram_zstd -- DIR [LEVEL]");
         std::process::exit(2);

@@ -152,7 +152,10 @@ pub fn session(
 /// The thread that recompresses `fs`'s idle blocks every `after`, at the
 /// live `recompress_level=` and `recompress_unit=`. It holds the `Fs`, so
 /// its owner (the session) stops it before letting the `Fs` go.
-pub fn recompress_thread(fs: &Arc<Fs>, after: std::time::Duration) -> std::io::Result<RecompressThread> {
+pub fn recompress_thread(
+    fs: &Arc<Fs>,
+    after: std::time::Duration,
+) -> std::io::Result<RecompressThread> {
     let fs = fs.clone();
     RecompressThread::start(after, move |pace| {
         let r = fs.recompress(fs.pass_spec(Which::Idle, None), pace);

@@ -19,7 +19,9 @@ pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
 /// `len` bytes of text-like data: words picked by noise from `seed`, so LZ4
 /// and zstd both find something, and zstd more.
 pub(crate) fn text(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 8] = ["block ", "zspage ", "pool ", "the ", "of ", "lz4 ", "\n", "idle "];
+    const WORDS: [&str; 8] = [
+        "block ", "zspage ", "pool ", "the ", "of ", "lz4 ", "\n", "idle ",
+    ];
     let mut out = Vec::with_capacity(len + 8);
     // noise() drops the seed's low bit: spread seeds so each differs.
     for r in noise(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), len) {

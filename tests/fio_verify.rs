@@ -150,11 +150,22 @@ fn fio_verify_recompressing() {
     let m = fio_verify_with(
         "recompress_after=1s",
         "buffer_compress_percentage=60\nrefill_buffers=1\n",
-        |mnt| Some(Recompressing::start(mnt, std::time::Duration::from_millis(200))),
+        |mnt| {
+            Some(Recompressing::start(
+                mnt,
+                std::time::Duration::from_millis(200),
+            ))
+        },
     );
     let r = counters(m.path());
-    assert!(get(&r, "recomp_pages") > 0, "nothing was recompressed: {r:?}");
-    assert!(get(&r, "recomp_reads") > 0, "no read came from a unit: {r:?}");
+    assert!(
+        get(&r, "recomp_pages") > 0,
+        "nothing was recompressed: {r:?}"
+    );
+    assert!(
+        get(&r, "recomp_reads") > 0,
+        "no read came from a unit: {r:?}"
+    );
     m.unmount_clean();
 }
 

@@ -21,12 +21,38 @@ const FILES: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { file: usize, off: u64, len: usize, seed: u8, text: bool },
-    Truncate { file: usize, size: u64 },
-    Punch { file: usize, off: u64, len: u64 },
-    Copy { from: usize, to: usize, off_in: u64, off_out: u64, len: u64 },
-    Read { file: usize, off: u64, len: usize },
-    Recompress { all: bool, level: i32 },
+    Write {
+        file: usize,
+        off: u64,
+        len: usize,
+        seed: u8,
+        text: bool,
+    },
+    Truncate {
+        file: usize,
+        size: u64,
+    },
+    Punch {
+        file: usize,
+        off: u64,
+        len: u64,
+    },
+    Copy {
+        from: usize,
+        to: usize,
+        off_in: u64,
+        off_out: u64,
+        len: u64,
+    },
+    Read {
+        file: usize,
+        off: u64,
+        len: usize,
+    },
+    Recompress {
+        all: bool,
+        level: i32,
+    },
     Compact,
     Writeback,
 }
@@ -87,7 +113,13 @@ fn config(bs: u32, dir: &std::path::Path) -> Config {
 
 fn apply(fs: &Fs, inos: &[u64], models: &mut [Vec<u8>], op: Op) {
     match op {
-        Op::Write { file, off, len, seed, text } => {
+        Op::Write {
+            file,
+            off,
+            len,
+            seed,
+            text,
+        } => {
             let d = data(len, seed, text);
             assert_eq!(fs.write(inos[file], off, &d).unwrap(), len);
             let m = &mut models[file];
@@ -98,28 +130,43 @@ fn apply(fs: &Fs, inos: &[u64], models: &mut [Vec<u8>], op: Op) {
             m[off as usize..end].copy_from_slice(&d);
         }
         Op::Truncate { file, size } => {
-            let s = zsfs::fs::SetAttr { size: Some(size), ..Default::default() };
+            let s = zsfs::fs::SetAttr {
+                size: Some(size),
+                ..Default::default()
+            };
             fs.setattr(inos[file], &s).unwrap();
             models[file].resize(size as usize, 0);
         }
         Op::Punch { file, off, len } => {
-            fs.fallocate(inos[file], off, len, Fallocate::PunchHole).unwrap();
+            fs.fallocate(inos[file], off, len, Fallocate::PunchHole)
+                .unwrap();
             let m = &mut models[file];
             let end = ((off + len) as usize).min(m.len());
             if (off as usize) < end {
                 m[off as usize..end].fill(0);
             }
         }
-        Op::Copy { from, to, off_in, off_out, len } => {
+        Op::Copy {
+            from,
+            to,
+            off_in,
+            off_out,
+            len,
+        } => {
             if from == to {
                 return;
             }
-            let (n, _) = fs.copy_range(inos[from], off_in, inos[to], off_out, len, None).unwrap();
+            let (n, _) = fs
+                .copy_range(inos[from], off_in, inos[to], off_out, len, None)
+                .unwrap();
             let src = &models[from];
             let s = (off_in as usize).min(src.len());
             let e = (off_in as usize + len as usize).min(src.len());
             assert_eq!(n, (e - s) as u64);
             let bytes = src[s..e].to_vec();
+            if bytes.is_empty() {
+                return;
+            }
             let m = &mut models[to];
             let end = off_out as usize + bytes.len();
             if m.len() < end {
@@ -153,12 +200,18 @@ fn run(bs: u32, ops: Vec<Op>) {
         fs.store().debug_check_consistency();
     }
     for (i, &ino) in inos.iter().enumerate() {
-        assert!(fs.read(ino, 0, 1 << 20).unwrap() == models[i], "file {i} differs");
+        assert!(
+            fs.read(ino, 0, 1 << 20).unwrap() == models[i],
+            "file {i} differs"
+        );
     }
     // Everything once more after every block went through a unit.
     fs.recompress(fs.pass_spec(Which::All, None), &mut Unpaced);
     for (i, &ino) in inos.iter().enumerate() {
-        assert!(fs.read(ino, 0, 1 << 20).unwrap() == models[i], "file {i} differs after all");
+        assert!(
+            fs.read(ino, 0, 1 << 20).unwrap() == models[i],
+            "file {i} differs after all"
+        );
     }
     for (i, &ino) in inos.iter().enumerate() {
         fs.unlink(ROOT_INO, format!("f{i}").as_bytes()).unwrap();
@@ -166,7 +219,12 @@ fn run(bs: u32, ops: Vec<Op>) {
     }
     let st = fs.store().stats();
     assert_eq!(
-        (st.orig_data_size, st.compr_data_size, st.recomp_pages, st.recomp_units),
+        (
+            st.orig_data_size,
+            st.compr_data_size,
+            st.recomp_pages,
+            st.recomp_units
+        ),
         (0, 0, 0, 0),
         "store counters leaked: {st:?}"
     );
@@ -202,8 +260,11 @@ fn writers_readers_shrinker_and_passes_at_once() {
     let inos = mkfiles(&fs, 2);
     let stop = Arc::new(AtomicBool::new(false));
     // Each writer owns one file and publishes what it wrote.
-    let models: Arc<Vec<parking_lot::RwLock<Vec<u8>>>> =
-        Arc::new((0..2).map(|_| parking_lot::RwLock::new(Vec::new())).collect());
+    let models: Arc<Vec<parking_lot::RwLock<Vec<u8>>>> = Arc::new(
+        (0..2)
+            .map(|_| parking_lot::RwLock::new(Vec::new()))
+            .collect(),
+    );
     let mut threads = Vec::new();
     for (t, &ino) in inos.iter().enumerate() {
         let (fs, models, stop) = (fs.clone(), models.clone(), stop.clone());
@@ -246,18 +307,27 @@ fn writers_readers_shrinker_and_passes_at_once() {
             }
         }));
     }
-    let secs = std::env::var("ZSFS_STRESS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let secs = std::env::var("ZSFS_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     std::thread::sleep(std::time::Duration::from_secs(secs));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("a thread failed");
     }
     for (t, &ino) in inos.iter().enumerate() {
-        assert!(fs.read(ino, 0, 1 << 20).unwrap() == *models[t].read(), "file {t}");
+        assert!(
+            fs.read(ino, 0, 1 << 20).unwrap() == *models[t].read(),
+            "file {t}"
+        );
     }
     let st = fs.store().stats();
     let ps = fs.store().pool_stats();
     assert!(st.recomp_reads > 0, "no read met a unit: {st:?}");
-    assert!(ps.written_back_pages > 0, "the shrinker never wrote back: {ps:?}");
+    assert!(
+        ps.written_back_pages > 0,
+        "the shrinker never wrote back: {ps:?}"
+    );
     fs.store().debug_check_consistency();
 }

@@ -25,7 +25,11 @@ fn run_fsx(seed: u32, options: &str) -> MountGuard {
 }
 
 /// `run_fsx` with `beside(mount)` running from mount to fsx's end.
-fn run_fsx_with(seed: u32, options: &str, beside: impl FnOnce(&Path) -> Option<Recompressing>) -> MountGuard {
+fn run_fsx_with(
+    seed: u32,
+    options: &str,
+    beside: impl FnOnce(&Path) -> Option<Recompressing>,
+) -> MountGuard {
     let bin = require_program("fsx", "cargo install --locked fsx");
     let _heavy = heavy_lock();
     let m = MountGuard::new(options);
@@ -111,9 +115,15 @@ fn fsx_seed_4_tiny_pool_limit() {
 #[test]
 fn fsx_seed_5_recompressing() {
     let m = run_fsx_with(5, "recompress_after=1s,pool_limit=1m", |mnt| {
-        Some(Recompressing::start(mnt, std::time::Duration::from_millis(50)))
+        Some(Recompressing::start(
+            mnt,
+            std::time::Duration::from_millis(50),
+        ))
     });
     let r = counters(m.path());
-    assert!(get(&r, "recomp_reads") > 0, "fsx never read a recompressed block: {r:?}");
+    assert!(
+        get(&r, "recomp_reads") > 0,
+        "fsx never read a recompressed block: {r:?}"
+    );
     m.unmount_clean();
 }

@@ -23,7 +23,9 @@ const MAX_FILE: usize = 256 * 1024;
 
 /// Text-like bytes (compressible by LZ4, more by zstd), different per seed.
 fn content(seed: u64, len: usize) -> Vec<u8> {
-    let words: [&[u8]; 6] = [b"alpha ", b"beta ", b"gamma\n", b"delta ", b"zsfs ", b"unit "];
+    let words: [&[u8]; 6] = [
+        b"alpha ", b"beta ", b"gamma\n", b"delta ", b"zsfs ", b"unit ",
+    ];
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -146,7 +148,11 @@ fn writers_readers_shrinker_and_recompression_at_once() {
     // Every byte of every file, once more, after the page cache is gone.
     drop_caches();
     for (path, slot) in model.lock().iter() {
-        assert!(std::fs::read(path).unwrap() == *slot.read(), "{}", path.display());
+        assert!(
+            std::fs::read(path).unwrap() == *slot.read(),
+            "{}",
+            path.display()
+        );
     }
     let r = counters(&dir);
     eprintln!(
@@ -154,9 +160,15 @@ fn writers_readers_shrinker_and_recompression_at_once() {
         ops.load(Ordering::Relaxed),
         checked.load(Ordering::Relaxed)
     );
-    assert!(get(&r, "recomp_pages") + get(&r, "recomp_reads") > 0, "no recompression: {r:?}");
+    assert!(
+        get(&r, "recomp_pages") + get(&r, "recomp_reads") > 0,
+        "no recompression: {r:?}"
+    );
     assert!(get(&r, "recomp_reads") > 0, "no read met a unit: {r:?}");
-    assert!(get(&r, "written_back_pages") > 0, "the shrinker never ran: {r:?}");
+    assert!(
+        get(&r, "written_back_pages") > 0,
+        "the shrinker never ran: {r:?}"
+    );
     assert_eq!(get(&r, "checksum_failures"), 0);
     m.unmount_clean();
 }

@@ -24,8 +24,8 @@
 //! Sizes follow tmpfs (see `size.rs`). `size=0` and `nr_inodes=0` mean "no
 //! limit", as in tmpfs.
 
-use super::size::{parse_pool_limit, parse_size, parse_size_or_percent};
 use super::size::parse_duration;
+use super::size::{parse_pool_limit, parse_size, parse_size_or_percent};
 use super::validate::{
     check_accept_threshold, check_block_size, check_control_name, check_mode,
     check_recompress_level, check_recompress_unit, check_threads,

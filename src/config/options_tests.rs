@@ -230,14 +230,29 @@ fn recompression_options() {
     let c = parse("recompress_after=30s,recompress_level=9,recompress_unit=16k").unwrap();
     assert_eq!(c.recompress_after, Some(Duration::from_secs(30)));
     assert_eq!((c.recompress_level, c.recompress_unit), (9, 16 << 10));
-    assert_eq!(parse("recompress_after=off").unwrap().recompress_after, None);
-    for bad in ["recompress_after=0", "recompress_after=soon", "recompress_after=1.5m"] {
+    assert_eq!(
+        parse("recompress_after=off").unwrap().recompress_after,
+        None
+    );
+    for bad in [
+        "recompress_after=0",
+        "recompress_after=soon",
+        "recompress_after=1.5m",
+    ] {
         assert!(parse_err(bad).contains("duration"), "{bad}");
     }
-    for bad in ["recompress_level=0", "recompress_level=20", "recompress_level=x"] {
+    for bad in [
+        "recompress_level=0",
+        "recompress_level=20",
+        "recompress_level=x",
+    ] {
         assert!(parse_err(bad).contains("from 1 to 19"), "{bad}");
     }
-    for bad in ["recompress_unit=2k", "recompress_unit=128k", "recompress_unit=12k"] {
+    for bad in [
+        "recompress_unit=2k",
+        "recompress_unit=128k",
+        "recompress_unit=12k",
+    ] {
         assert!(parse_err(bad).contains("4k to 64k"), "{bad}");
     }
 }

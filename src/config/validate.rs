@@ -143,7 +143,8 @@ pub fn check_recompress_level(level: i32) -> Result<(), ConfigError> {
 }
 
 pub(crate) fn check_recompress_unit(bytes: u32) -> Result<(), ConfigError> {
-    let ok = bytes.is_power_of_two() && (MIN_RECOMPRESS_UNIT..=MAX_RECOMPRESS_UNIT).contains(&bytes);
+    let ok =
+        bytes.is_power_of_two() && (MIN_RECOMPRESS_UNIT..=MAX_RECOMPRESS_UNIT).contains(&bytes);
     ok.then_some(()).ok_or(ConfigError::RecompressUnit(bytes))
 }
 
@@ -185,10 +186,22 @@ mod tests {
         );
         assert_eq!(bad(|c| c.mode = 0o17777), ConfigError::Mode(0o17777));
         assert_eq!(bad(|c| c.size = 0), ConfigError::ZeroSize);
-        assert_eq!(bad(|c| c.recompress_level = 0), ConfigError::RecompressLevel(0));
-        assert_eq!(bad(|c| c.recompress_level = 20), ConfigError::RecompressLevel(20));
-        assert_eq!(bad(|c| c.recompress_unit = 3000), ConfigError::RecompressUnit(3000));
-        assert_eq!(bad(|c| c.recompress_unit = 128 << 10), ConfigError::RecompressUnit(128 << 10));
+        assert_eq!(
+            bad(|c| c.recompress_level = 0),
+            ConfigError::RecompressLevel(0)
+        );
+        assert_eq!(
+            bad(|c| c.recompress_level = 20),
+            ConfigError::RecompressLevel(20)
+        );
+        assert_eq!(
+            bad(|c| c.recompress_unit = 3000),
+            ConfigError::RecompressUnit(3000)
+        );
+        assert_eq!(
+            bad(|c| c.recompress_unit = 128 << 10),
+            ConfigError::RecompressUnit(128 << 10)
+        );
         assert_eq!(
             bad(|c| c.recompress_after = Some(std::time::Duration::ZERO)),
             ConfigError::ZeroRecompressAfter

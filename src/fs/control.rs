@@ -56,7 +56,10 @@ impl Fs {
         r.push("dedup_collisions", st.dedup_collisions);
         r.push("recomp_pages", st.recomp_pages);
         r.push("recomp_data_size", st.recomp_data_size);
-        r.push("recomp_orig_size", st.recomp_pages * u64::from(self.block_size));
+        r.push(
+            "recomp_orig_size",
+            st.recomp_pages * u64::from(self.block_size),
+        );
         r.push("recomp_skipped", st.recomp_skipped);
         r.push("recomp_failed", st.recomp_failed);
         r.push("recomp_reads", st.recomp_reads);

@@ -20,9 +20,9 @@ use crate::fs::Fs;
 use crate::sys::{bdi, mountinfo};
 use fuser::{InitFlags, KernelConfig};
 use std::io;
-use std::sync::Arc;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Largest write request (the kernel's default FUSE limit, 256 pages).
 pub(crate) const MAX_WRITE: u32 = 1 << 20;

@@ -46,4 +46,3 @@ impl Store {
         self.pool.reset_max_pages()
     }
 }
-

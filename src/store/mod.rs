@@ -46,10 +46,10 @@ use dedup::{Dedup, Key, Release};
 use recompress::Meta;
 pub use recompress::{Outcome, Which};
 pub use stats::StoreStats;
-pub use unit::{max_object_size, MAX_UNIT_BLOCKS};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+pub use unit::{max_object_size, MAX_UNIT_BLOCKS};
 
 /// A stored block. 8 bytes; lives in the inode's block map. With dedup,
 /// several blocks may name one handle; each is one reference. Blocks of a

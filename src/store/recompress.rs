@@ -98,7 +98,10 @@ impl Meta {
 
     /// A new LZ4/raw object: counts as just accessed, nothing refused yet.
     pub(super) fn born(&self, h: Handle) {
-        self.table.get_or_alloc(Self::id(h)).0.store(ACCESSED, Ordering::Relaxed);
+        self.table
+            .get_or_alloc(Self::id(h))
+            .0
+            .store(ACCESSED, Ordering::Relaxed);
     }
 
     /// A read or a new reference: set ACCESSED if clear (no store when set,
@@ -126,24 +129,36 @@ impl Meta {
     }
 
     fn mark_skip(&self, h: Handle) {
-        self.table.get_or_alloc(Self::id(h)).0.fetch_or(SKIP, Ordering::Relaxed);
+        self.table
+            .get_or_alloc(Self::id(h))
+            .0
+            .fetch_or(SKIP, Ordering::Relaxed);
     }
 
     /// A new unit named by `n` blocks.
     fn unit_born(&self, h: Handle, n: u64) {
-        self.table.get_or_alloc(Self::id(h)).0.store(n, Ordering::Relaxed);
+        self.table
+            .get_or_alloc(Self::id(h))
+            .0
+            .store(n, Ordering::Relaxed);
     }
 
     /// One more block names unit `h` (the caller holds one already).
     pub(super) fn unit_ref(&self, h: Handle) {
-        let e = self.table.get(Self::id(h)).expect("a live unit has its word");
+        let e = self
+            .table
+            .get(Self::id(h))
+            .expect("a live unit has its word");
         let old = e.fetch_add(1, Ordering::Relaxed);
         debug_assert!(old & REFS != 0 && old & REFS < REFS, "unit refs {old:#x}");
     }
 
     /// Drop one block's reference to unit `h`; true when it was the last.
     pub(super) fn unit_unref(&self, h: Handle) -> bool {
-        let e = self.table.get(Self::id(h)).expect("a live unit has its word");
+        let e = self
+            .table
+            .get(Self::id(h))
+            .expect("a live unit has its word");
         let old = e.fetch_sub(1, Ordering::AcqRel);
         debug_assert!(old & REFS != 0, "unit refs underflow");
         old & REFS == 1
@@ -234,10 +249,13 @@ impl Store {
         };
         self.meta.unit_born(h, n as u64);
         self.recomp_units.fetch_add(1, Ordering::Relaxed);
-        self.recomp_data_size.fetch_add(len as u64, Ordering::Relaxed);
-        self.compr_data_size.fetch_add(len as u64, Ordering::Relaxed);
+        self.recomp_data_size
+            .fetch_add(len as u64, Ordering::Relaxed);
+        self.compr_data_size
+            .fetch_add(len as u64, Ordering::Relaxed);
         self.recomp_pages.fetch_add(n as u64, Ordering::Relaxed);
-        self.orig_data_size.fetch_add((n * bs) as u64, Ordering::Relaxed);
+        self.orig_data_size
+            .fetch_add((n * bs) as u64, Ordering::Relaxed);
         Ok(Outcome::Done(
             (0..n)
                 .map(|i| Block::Zstd {
@@ -249,7 +267,12 @@ impl Store {
     }
 
     /// Load block `index` of unit `h` into `out`.
-    pub(super) fn get_from_unit(&self, h: Handle, index: u8, out: &mut [u8]) -> Result<(), StoreError> {
+    pub(super) fn get_from_unit(
+        &self,
+        h: Handle,
+        index: u8,
+        out: &mut [u8],
+    ) -> Result<(), StoreError> {
         self.recomp_reads.fetch_add(1, Ordering::Relaxed);
         let bs = self.block_size;
         let frees = self.unit_frees.load(Ordering::Acquire);
@@ -257,7 +280,9 @@ impl Store {
             let (store, seen, raw, bytes) = &mut *c.borrow_mut();
             if (*store, *seen, *raw) != (self.id, frees, h.to_raw()) || bytes.is_empty() {
                 *raw = 0;
-                let n = self.pool.read_with(h, |src| unit::decode_into(src, bs, bytes))?;
+                let n = self
+                    .pool
+                    .read_with(h, |src| unit::decode_into(src, bs, bytes))?;
                 let n = n.map_err(|e| StoreError::Io(e.to_string()))?;
                 if usize::from(index) >= n {
                     return Err(StoreError::Io(format!(

@@ -39,7 +39,11 @@ fn a_unit_holds_every_block_and_costs_less() {
     let st = s.stats();
     assert_eq!((st.recomp_pages, st.recomp_units), (16, 1));
     assert_eq!(st.compressed_pages, 0);
-    assert!(st.compr_data_size * 8 <= before * 7, "{} vs {before}", st.compr_data_size);
+    assert!(
+        st.compr_data_size * 8 <= before * 7,
+        "{} vs {before}",
+        st.compr_data_size
+    );
     assert_eq!(st.recomp_data_size, st.compr_data_size);
     for (b, d) in new.iter().zip(&data).rev() {
         assert_eq!(&read(&s, b), d);
@@ -74,7 +78,9 @@ fn idle_means_untouched_since_the_last_pass() {
 #[test]
 fn what_does_not_pay_stays_and_is_not_tried_again() {
     let s = Store::new(BS);
-    let raw: Vec<Block> = (0..4).map(|i| s.put(&noise(2 * i + 101, BS)).unwrap()).collect();
+    let raw: Vec<Block> = (0..4)
+        .map(|i| s.put(&noise(2 * i + 101, BS)).unwrap())
+        .collect();
     assert!(raw.iter().all(|b| matches!(b, Block::Raw(_))));
     assert_eq!(s.recompress(&raw, 3).unwrap(), Outcome::Skipped);
     assert_eq!(s.stats().recomp_skipped, 1);

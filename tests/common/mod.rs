@@ -221,7 +221,9 @@ impl Recompressing {
 
     fn halt(&mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().map_or(0, |t| t.join().expect("recompress thread"))
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().expect("recompress thread"))
     }
 }
 
