@@ -5,9 +5,10 @@
 //! ```text
 //!  fuse     kernel requests -> fs calls (translation, page-cache coherence)
 //!   |
-//!  fs       inodes, directories, block maps, limits, the control file
-//!   |
-//!  store    the block codec: same-filled, raw, LZ4; dedup
+//!  fs       inodes, directories, block maps, limits,   recompress  when idle data
+//!   |       the control file, the recompression walk <-----------  is packed
+//!   |                                                              (thread, pace)
+//!  store    the block codec: same-filled, raw, LZ4, zstd units; dedup
 //!   |
 //!  pool     zspages, size classes, handles, LRU, compaction, writeback
 //!   |       mechanism            ^

@@ -30,7 +30,11 @@
 //!   data is read under the read lock and changed under the write lock. A
 //!   write compresses its whole blocks before taking the lock and frees the
 //!   blocks it replaced after dropping it (`data/`), so writers of one file
-//!   hold its lock only to merge partial blocks and swap map entries.
+//!   hold its lock only to merge partial blocks and swap map entries. A
+//!   recompression pass takes the *upgradable* read lock (readers go on)
+//!   while the store packs a run, and the write lock only to swap it in
+//!   (`data/recompress.rs`); it lists the files under `table` first and
+//!   drops that before taking any inode lock.
 //! * `ns` (Mutex) is taken by every operation that locks more than one inode
 //!   (link, unlink, rmdir, rename). Outside `ns` a thread holds at most one
 //!   inode lock and, while it does, waits for no other inode lock, only for
@@ -48,7 +52,8 @@
 //! `namespace` (link, unlink, rename), `readdir`, `xattr` (with `acl`),
 //! `suid` (setuid/setgid dropping), `atime`, `limits` (`nr_inodes=`,
 //! statfs), `data/` (file contents, the write path, copies, the `size=`
-//! budget), `control` (the `.zsfs` file) and `remount`; `dir`, `table` and
+//! budget, the recompression walk), `control` (the `.zsfs` file) and
+//! `remount`; `dir`, `table` and
 //! `stamp` are the data structures.
 
 mod acl;
