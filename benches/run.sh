@@ -574,8 +574,15 @@ idle_tree() {
 IDLE_SIZE=256m
 idle_randread() {
 	local r lat
-	tar -cf - -C "$DATA" tree | head -c "$(numfmt --from=iec "${IDLE_SIZE^^}")" >"$MNT/rand.dat" ||
-		{ note "writing the idle file failed on $CUR_TARGET"; return 0; }
+	local want
+	want=$(numfmt --from=iec "${IDLE_SIZE^^}")
+	# head closes the pipe at IDLE_SIZE, so tar ends on SIGPIPE: judge by size.
+	{ tar -cf - -C "$DATA" tree 2>/dev/null || true; } | head -c "$want" >"$MNT/rand.dat" || true
+	if [ "$(stat -c %s "$MNT/rand.dat" 2>/dev/null || echo 0)" != "$want" ]; then
+		note "writing the idle file failed on $CUR_TARGET"
+		rm -f "$MNT/rand.dat"
+		return 0
+	fi
 	if [ "$CUR_TARGET" = zsfs ]; then
 		echo "recompress idle" >"$MNT/.zsfs" && echo "recompress idle" >"$MNT/.zsfs" ||
 			note "recompress idle failed on zsfs (round $CUR_REP)"

@@ -60,9 +60,27 @@ pub(crate) fn encode(
     out.clear();
     out.resize(HEADER + zstd::zstd_safe::compress_bound(blocks.len()), 0);
     out[0] = n as u8;
-    let len = zstd::bulk::compress_to_buffer(blocks, &mut out[HEADER..], level)?;
+    let len = CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        match &mut *c {
+            Some((l, cx)) if *l == level => cx.compress_to_buffer(blocks, &mut out[HEADER..]),
+            slot => {
+                let cx = slot.insert((level, zstd::bulk::Compressor::new(level)?));
+                cx.1.compress_to_buffer(blocks, &mut out[HEADER..])
+            }
+        }
+    })?;
     out.truncate(HEADER + len);
     Ok(())
+}
+
+thread_local! {
+    /// One zstd context per thread, kept: a fresh one per call would
+    /// allocate (and free into malloc's heap) its tables every time.
+    static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The number of blocks `object` holds, from its header.
@@ -85,7 +103,16 @@ pub(crate) fn decode_into(
     // One byte more than a valid unit holds, so a frame that is too long
     // shows as a wrong length rather than as a full buffer.
     out.resize(want + 1, 0);
-    let got = zstd::bulk::decompress_to_buffer(&object[HEADER..], &mut out[..])
+    let got = DCTX
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut()
+                .expect("set above")
+                .decompress_to_buffer(&object[HEADER..], &mut out[..])
+        })
         .map_err(|e| UnitError::Zstd(e.to_string()))?;
     if got != want {
         return Err(UnitError::Corrupt("decompressed length is not n blocks"));

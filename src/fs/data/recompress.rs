@@ -52,6 +52,8 @@ pub struct PassReport {
     /// Runs zstd did not make small enough, and runs the pool refused.
     pub skipped: u64,
     pub failed: u64,
+    /// Pages the compaction after the pass gave back.
+    pub pages_compacted: u64,
 }
 
 /// What one recompression pass is asked to do.
@@ -96,6 +98,11 @@ impl Fs {
             if !self.recompress_file(&node, spec, pace, &mut report) {
                 break;
             }
+        }
+        // Every unit freed the objects it replaced, scattered over their
+        // zspages: give the emptied pages back, as zram's compact would.
+        if report.units > 0 {
+            report.pages_compacted = self.store.compact();
         }
         self.last_idle
             .store(report.idle, std::sync::atomic::Ordering::Relaxed);
