@@ -534,18 +534,22 @@ suite_tree() {
 	[ -s "$LOGS/$CUR_TARGET.$CUR_REP.tree.err" ] || rm -f "$LOGS/$CUR_TARGET.$CUR_REP.tree.err"
 }
 
-# Issue 13: the tree once it has sat idle. zsfs recompresses what was
-# neither written nor read for a pass interval; `recompress idle` twice is
-# that wait made explicit (the first pass finds every block just written,
-# the second finds them idle). Then the memory that holds it, on every
+# zsfs: what sitting idle for recompress_after does, made explicit: the
+# first pass finds every block just written, the second finds them idle.
+let_it_idle() {
+	echo "recompress idle" >"$MNT/.zsfs" && echo "recompress idle" >"$MNT/.zsfs" ||
+		note "recompress idle failed on zsfs (round $CUR_REP)"
+}
+
+# Issue 13: the tree once it has sat idle (zsfs: `let_it_idle`). Then the
+# memory that holds it, on every
 # target (the others do nothing with idle data), and reading it all back
 # from there (`tar -cf - | cat`, page cache dropped first).
 idle_tree() {
 	local t0 mem
 	if [ "$CUR_TARGET" = zsfs ]; then
 		t0=$(now)
-		echo "recompress idle" >"$MNT/.zsfs" && echo "recompress idle" >"$MNT/.zsfs" ||
-			note "recompress idle failed on zsfs (round $CUR_REP)"
+		let_it_idle
 		sample recomp_secs "$(since "$t0")"
 		cat "$MNT/.zsfs" >"$LOGS/zsfs.$CUR_REP.tree-idle.ctl" 2>/dev/null || true
 		sample zsfs_idle_mem_used_total "$(mib "$(ctl mem_used_total)")"
@@ -583,10 +587,7 @@ idle_randread() {
 		rm -f "$MNT/rand.dat"
 		return 0
 	fi
-	if [ "$CUR_TARGET" = zsfs ]; then
-		echo "recompress idle" >"$MNT/.zsfs" && echo "recompress idle" >"$MNT/.zsfs" ||
-			note "recompress idle failed on zsfs (round $CUR_REP)"
-	fi
+	[ "$CUR_TARGET" = zsfs ] && let_it_idle
 	drop_caches
 	settle
 	if r=$(fio_run randread_idle rand-read.fio SIZE=$IDLE_SIZE COMPRESS=0 DIRECT=0 RUNTIME=$RUNTIME); then
