@@ -4,11 +4,11 @@
 //! the data, and deleting everything must give back every block, pool
 //! object and statfs block (no leaks in the write buffer or block maps).
 
+mod model;
 use proptest::prelude::*;
 use zsfs::config::Config;
-use zsfs::fs::{Caller, Fallocate, Fs, ROOT_INO};
+use zsfs::fs::{Fallocate, Fs, ROOT_INO};
 
-const ME: Caller = Caller { uid: 0, gid: 0 };
 const MAX_OFF: u64 = 200_000;
 
 #[derive(Debug, Clone)]
@@ -113,20 +113,7 @@ fn run(bs: u32, ops: Vec<Op>) {
     };
     let fs = zsfs::mount::new_fs(&cfg);
     let total_blocks = fs.statfs().blocks;
-    let inos: Vec<u64> = (0..3)
-        .map(|i| {
-            fs.mknod(
-                ROOT_INO,
-                format!("f{i}").as_bytes(),
-                libc::S_IFREG | 0o644,
-                0,
-                0,
-                ME,
-            )
-            .unwrap()
-            .ino
-        })
-        .collect();
+    let inos = model::mkfiles(&fs, 3);
     let mut models: Vec<Vec<u8>> = vec![Vec::new(); 3];
     for op in ops {
         match op {
@@ -136,32 +123,18 @@ fn run(bs: u32, ops: Vec<Op>) {
                 len,
                 seed,
                 kind,
-            } => {
-                let d = data(len, seed, kind);
-                assert_eq!(fs.write(inos[file], off, &d).unwrap(), len);
-                let m = &mut models[file];
-                let end = off as usize + len;
-                if m.len() < end {
-                    m.resize(end, 0);
-                }
-                m[off as usize..end].copy_from_slice(&d);
-            }
+            } => model::write(
+                &fs,
+                inos[file],
+                &mut models[file],
+                off,
+                &data(len, seed, kind),
+            ),
             Op::Truncate { file, size } => {
-                let s = zsfs::fs::SetAttr {
-                    size: Some(size),
-                    ..Default::default()
-                };
-                fs.setattr(inos[file], &s).unwrap();
-                models[file].resize(size as usize, 0);
+                model::truncate(&fs, inos[file], &mut models[file], size)
             }
             Op::Punch { file, off, len } => {
-                fs.fallocate(inos[file], off, len, Fallocate::PunchHole)
-                    .unwrap();
-                let m = &mut models[file];
-                let end = ((off + len) as usize).min(m.len());
-                if (off as usize) < end {
-                    m[off as usize..end].fill(0);
-                }
+                model::punch(&fs, inos[file], &mut models[file], off, len)
             }
             Op::Zero {
                 file,
@@ -207,11 +180,7 @@ fn run(bs: u32, ops: Vec<Op>) {
             }
             Op::Flush { file } => fs.flush(inos[file]).unwrap(),
             Op::Read { file, off, len } => {
-                let got = fs.read(inos[file], off, len).unwrap();
-                let m = &models[file];
-                let s = (off as usize).min(m.len());
-                let e = (off as usize + len).min(m.len());
-                assert!(got == m[s..e], "read({off}, {len}) of file {file} differs");
+                model::check_read(&fs, inos[file], &models[file], off, len, file)
             }
         }
     }

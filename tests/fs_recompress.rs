@@ -9,13 +9,13 @@
 //! A stress test: writers, readers, recompression passes and the shrinker
 //! (a tiny pool limit) at once on one `Fs`, every byte checked.
 
+mod model;
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use zsfs::config::{Backing, Config, PoolLimit};
-use zsfs::fs::{Caller, Fallocate, Fs, Unpaced, Which, ROOT_INO};
+use zsfs::fs::{Fs, Unpaced, Which, ROOT_INO};
 
-const ME: Caller = Caller { uid: 0, gid: 0 };
 const MAX_OFF: u64 = 300_000;
 const FILES: usize = 3;
 
@@ -90,17 +90,6 @@ fn data(len: usize, seed: u8, text: bool) -> Vec<u8> {
         .collect()
 }
 
-fn mkfiles(fs: &Fs, n: usize) -> Vec<u64> {
-    (0..n)
-        .map(|i| {
-            let name = format!("f{i}");
-            fs.mknod(ROOT_INO, name.as_bytes(), libc::S_IFREG | 0o644, 0, 0, ME)
-                .unwrap()
-                .ino
-        })
-        .collect()
-}
-
 fn config(bs: u32, dir: &std::path::Path) -> Config {
     Config {
         block_size: bs,
@@ -119,33 +108,15 @@ fn apply(fs: &Fs, inos: &[u64], models: &mut [Vec<u8>], op: Op) {
             len,
             seed,
             text,
-        } => {
-            let d = data(len, seed, text);
-            assert_eq!(fs.write(inos[file], off, &d).unwrap(), len);
-            let m = &mut models[file];
-            let end = off as usize + len;
-            if m.len() < end {
-                m.resize(end, 0);
-            }
-            m[off as usize..end].copy_from_slice(&d);
-        }
-        Op::Truncate { file, size } => {
-            let s = zsfs::fs::SetAttr {
-                size: Some(size),
-                ..Default::default()
-            };
-            fs.setattr(inos[file], &s).unwrap();
-            models[file].resize(size as usize, 0);
-        }
-        Op::Punch { file, off, len } => {
-            fs.fallocate(inos[file], off, len, Fallocate::PunchHole)
-                .unwrap();
-            let m = &mut models[file];
-            let end = ((off + len) as usize).min(m.len());
-            if (off as usize) < end {
-                m[off as usize..end].fill(0);
-            }
-        }
+        } => model::write(
+            fs,
+            inos[file],
+            &mut models[file],
+            off,
+            &data(len, seed, text),
+        ),
+        Op::Truncate { file, size } => model::truncate(fs, inos[file], &mut models[file], size),
+        Op::Punch { file, off, len } => model::punch(fs, inos[file], &mut models[file], off, len),
         Op::Copy {
             from,
             to,
@@ -164,22 +135,12 @@ fn apply(fs: &Fs, inos: &[u64], models: &mut [Vec<u8>], op: Op) {
             let e = (off_in as usize + len as usize).min(src.len());
             assert_eq!(n, (e - s) as u64);
             let bytes = src[s..e].to_vec();
-            if bytes.is_empty() {
-                return;
+            if !bytes.is_empty() {
+                model::put(&mut models[to], off_out, &bytes);
             }
-            let m = &mut models[to];
-            let end = off_out as usize + bytes.len();
-            if m.len() < end {
-                m.resize(end, 0);
-            }
-            m[off_out as usize..end].copy_from_slice(&bytes);
         }
         Op::Read { file, off, len } => {
-            let got = fs.read(inos[file], off, len).unwrap();
-            let m = &models[file];
-            let s = (off as usize).min(m.len());
-            let e = (off as usize + len).min(m.len());
-            assert!(got == m[s..e], "read({off}, {len}) of file {file} differs");
+            model::check_read(fs, inos[file], &models[file], off, len, file)
         }
         Op::Recompress { all, level } => {
             let which = if all { Which::All } else { Which::Idle };
@@ -193,7 +154,7 @@ fn apply(fs: &Fs, inos: &[u64], models: &mut [Vec<u8>], op: Op) {
 fn run(bs: u32, ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let fs = zsfs::mount::new_fs(&config(bs, dir.path()));
-    let inos = mkfiles(&fs, FILES);
+    let inos = model::mkfiles(&fs, FILES);
     let mut models = vec![Vec::new(); FILES];
     for op in ops {
         apply(&fs, &inos, &mut models, op);
@@ -257,7 +218,7 @@ fn writers_readers_shrinker_and_passes_at_once() {
         ..config(4096, dir.path())
     };
     let fs = Arc::new(zsfs::mount::new_fs(&cfg));
-    let inos = mkfiles(&fs, 2);
+    let inos = model::mkfiles(&fs, 2);
     let stop = Arc::new(AtomicBool::new(false));
     // Each writer owns one file and publishes what it wrote.
     let models: Arc<Vec<parking_lot::RwLock<Vec<u8>>>> = Arc::new(
