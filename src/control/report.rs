@@ -75,7 +75,7 @@ fields! {
     "recomp_data_size" Bytes Gauge "Pool bytes of those units (part of compr_data_size).",
     "recomp_orig_size" Bytes Gauge "Uncompressed bytes of the blocks in units (recomp_pages times block_size).",
     "recomp_skipped" Count Counter "Runs of blocks zstd did not make 1/8 smaller, left as they were and not tried again, cumulative.",
-    "recomp_failed" Count Counter "Runs the pool refused to take as a unit (its limit), left as they were, cumulative.",
+    "recomp_failed" Count Counter "Runs left as they were because the pool refused the unit (its limit) or a block could not be read, cumulative.",
     "recomp_reads" Blocks Counter "Block reads served from zstd units, cumulative.",
     "idle_pages" Blocks Gauge "Blocks the last recompression pass found idle (not written or read since the pass before) and took.",
     "recomp_meta_bytes" Bytes Gauge "Memory of the per-object recompression state (access marks, unit reference counts), outside mem_used_total.",

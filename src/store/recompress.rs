@@ -76,7 +76,9 @@ pub enum Outcome {
     /// zstd did not save enough: nothing changed; the blocks are marked so
     /// they are not tried again.
     Skipped,
-    /// The pool refused the unit (limit, handles): nothing changed.
+    /// The pool refused the unit (limit, handles), or a block could not be
+    /// read (a damaged object: the read that meets it says so): nothing
+    /// changed, counted in `recomp_failed`.
     Failed,
 }
 
@@ -212,40 +214,41 @@ impl Store {
 
     /// Pack `blocks` (candidates, consecutive in one file, kept alive by
     /// the caller's lock) into one zstd unit at `level`.
-    pub fn recompress(&self, blocks: &[Block], level: i32) -> Result<Outcome, StoreError> {
+    pub fn recompress(&self, blocks: &[Block], level: i32) -> Outcome {
         let n = blocks.len();
         assert!((1..=MAX_UNIT_BLOCKS).contains(&n));
         let bs = self.block_size;
         let old_len: usize = blocks.iter().map(|b| self.stored_len(b)).sum();
-        let packed = PACK.with(|p| {
+        // Ok(None): zstd did not save enough; Err: why the run stays.
+        let packed: Result<Option<(Handle, usize)>, String> = PACK.with(|p| {
             let (plain, object) = &mut *p.borrow_mut();
             plain.resize(n * bs, 0);
             for (b, chunk) in blocks.iter().zip(plain.chunks_exact_mut(bs)) {
-                self.peek(b, chunk)?;
+                self.peek(b, chunk).map_err(|e| e.to_string())?;
             }
-            unit::encode(plain, n, level, object)
-                .map_err(|e| StoreError::Io(format!("zstd: {e}")))?;
+            unit::encode(plain, n, level, object).map_err(|e| format!("zstd: {e}"))?;
             if !keeps(object.len(), old_len) {
                 return Ok(None);
             }
-            Ok::<_, StoreError>(Some(self.pool.alloc(object).map(|h| (h, object.len()))))
-        })?;
+            let h = self.pool.alloc(object).map_err(|e| e.to_string())?;
+            Ok(Some((h, object.len())))
+        });
         let (h, len) = match packed {
-            None => {
+            Ok(Some(unit)) => unit,
+            Ok(None) => {
                 self.recomp_skipped.fetch_add(1, Ordering::Relaxed);
                 for b in blocks {
                     if let Block::Lz4(h) | Block::Raw(h) = *b {
                         self.meta.mark_skip(h);
                     }
                 }
-                return Ok(Outcome::Skipped);
+                return Outcome::Skipped;
             }
-            Some(Err(e)) => {
-                log::debug!("recompress: unit of {n} blocks not allocated: {e}");
+            Err(why) => {
+                log::debug!("recompress: a run of {n} blocks stays as it is: {why}");
                 self.recomp_failed.fetch_add(1, Ordering::Relaxed);
-                return Ok(Outcome::Failed);
+                return Outcome::Failed;
             }
-            Some(Ok(hl)) => hl,
         };
         self.meta.unit_born(h, n as u64);
         self.recomp_units.fetch_add(1, Ordering::Relaxed);
@@ -256,14 +259,14 @@ impl Store {
         self.recomp_pages.fetch_add(n as u64, Ordering::Relaxed);
         self.orig_data_size
             .fetch_add((n * bs) as u64, Ordering::Relaxed);
-        Ok(Outcome::Done(
+        Outcome::Done(
             (0..n)
                 .map(|i| Block::Zstd {
                     unit: h,
                     index: i as u8,
                 })
                 .collect(),
-        ))
+        )
     }
 
     /// Load block `index` of unit `h` into `out`.

@@ -36,8 +36,8 @@ pub struct StoreStats {
     /// Units zstd did not make enough smaller, cumulative; their blocks are
     /// not tried again (zram's `ZRAM_INCOMPRESSIBLE`).
     pub recomp_skipped: u64,
-    /// Units the pool refused (limit, handles), cumulative; the blocks
-    /// stayed as they were.
+    /// Runs left as they were because the pool refused the unit (limit,
+    /// handles) or a block could not be read, cumulative.
     pub recomp_failed: u64,
     /// Block reads served from units, cumulative.
     pub recomp_reads: u64,

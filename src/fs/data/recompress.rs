@@ -124,7 +124,7 @@ impl Fs {
                 return true;
             };
             report.idle += run.blocks.len() as u64;
-            self.pack(node, guard, &run.blocks, spec.level, report);
+            self.pack(guard, &run.blocks, spec.level, report);
             if !pace.spend(run.looked) {
                 return false;
             }
@@ -166,7 +166,6 @@ impl Fs {
     /// Pack `run` into a unit and swap it in; `guard` is dropped either way.
     fn pack(
         &self,
-        node: &Inode,
         guard: RwLockUpgradableReadGuard<'_, Inner>,
         run: &[(u64, Block)],
         level: i32,
@@ -175,15 +174,9 @@ impl Fs {
         let store = &self.store;
         let old: Vec<Block> = run.iter().map(|r| r.1).collect();
         let new = match store.recompress(&old, level) {
-            Ok(Outcome::Done(new)) => new,
-            Ok(Outcome::Skipped) => return report.skipped += 1,
-            Ok(Outcome::Failed) => return report.failed += 1,
-            Err(e) => {
-                // A block could not be read: it stays as it is, and the
-                // read that meets it reports the error.
-                log::warn!("recompress: inode {}: {e}; left as it was", node.ino);
-                return report.failed += 1;
-            }
+            Outcome::Done(new) => new,
+            Outcome::Skipped => return report.skipped += 1,
+            Outcome::Failed => return report.failed += 1,
         };
         report.bytes_before += old.iter().map(|b| store.stored_len(b) as u64).sum::<u64>();
         // Each new block's share, times the blocks: the unit's bytes.
