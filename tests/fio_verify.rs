@@ -142,18 +142,21 @@ fn fio_verify_pool_limit_far_below_data() {
     m.unmount_clean();
 }
 
-/// Data zstd packs well (fio's pattern verification: a text with each
-/// block's offset in it, so a block read from the wrong place fails),
-/// recompressed into zstd units while fio writes, verifies and re-reads
-/// it: the re-read after drop_caches comes from units. (fio's
+/// Data zstd packs well, recompressed into zstd units while fio writes,
+/// verifies and re-reads it: the re-read after drop_caches comes from units.
+/// Every 4 KiB carries fio's verify header (offset, job number, crc32c) and
+/// is filled with a text pattern, so no two blocks are equal. (A bare
+/// `verify=pattern` gives both jobs of a kind the same bytes at the same
+/// offsets: dedup shares them all, recompression rightly leaves shared
+/// objects alone, and whether anything was recompressed depended on a pass
+/// catching a block before its twin was written. fio's
 /// buffer_compress_percentage data is random bytes and zeros, which LZ4
-/// already gets: zstd saves less than the 1/8 a unit must, and every run
-/// is skipped.)
+/// already gets: zstd saves less than the 1/8 a unit must.)
 #[test]
 fn fio_verify_recompressing() {
     let m = fio_verify_with(
         "recompress_after=1s",
-        "verify=pattern\nverify_pattern=\"zsfs keeps idle data in zstd units \"%o\n",
+        "verify_interval=4k\nverify_pattern=\"zsfs keeps idle data in zstd units \"\n",
         |mnt| {
             Some(Recompressing::start(
                 mnt,
@@ -162,6 +165,7 @@ fn fio_verify_recompressing() {
         },
     );
     let r = counters(m.path());
+    eprintln!("counters after fio: {r:?}");
     assert!(
         get(&r, "recomp_pages") > 0,
         "nothing was recompressed: {r:?}"
