@@ -131,6 +131,7 @@ pub fn session_config(config: &Config) -> SessionConfig {
         threads: config.threads,
         cache: config.cache,
         max_dirty: config.max_dirty,
+        xattr: config.xattr,
     }
 }
 

@@ -254,3 +254,76 @@ fn acl_xattr_errors_are_tmpfs_ones() {
     assert_eq!(n, 0, "no xattr listed");
     m.unmount_clean();
 }
+
+/// `xattr=off` (the speed trade for trees that need no xattrs): every
+/// xattr call fails with EOPNOTSUPP, as on a filesystem without them, so
+/// no ACL can be set either; data, owners and modes work as before; `zsfs
+/// stats FILE` says why it has no figures; a remount cannot turn xattrs
+/// back on.
+#[test]
+fn xattr_off_refuses_xattrs_and_acls_and_nothing_else() {
+    if !is_root() {
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    let m = MountGuard::new("xattr=off");
+    let f = m.path().join("f");
+    fs::write(&f, b"data\n").unwrap();
+    let (uid, gid) = (12345, 23456);
+    std::os::unix::fs::chown(&f, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let md = fs::metadata(&f).unwrap();
+    assert_eq!((md.uid(), md.gid(), mode(&f)), (uid, gid, 0o640));
+    assert_eq!(fs::read(&f).unwrap(), b"data\n");
+
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let path = c(f.to_str().unwrap());
+    let name = c("user.a");
+    let eopnotsupp = || std::io::Error::last_os_error().raw_os_error() == Some(libc::EOPNOTSUPP);
+    // SAFETY: NUL-terminated strings and buffers valid for their lengths.
+    unsafe {
+        let rc = libc::setxattr(path.as_ptr(), name.as_ptr(), b"1".as_ptr().cast(), 1, 0);
+        assert!(rc == -1 && eopnotsupp(), "setxattr: {rc}");
+        let mut buf = [0u8; 64];
+        let rc = libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64);
+        assert!(rc == -1 && eopnotsupp(), "getxattr: {rc}");
+        let rc = libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), 64);
+        assert!(rc == -1 && eopnotsupp(), "listxattr: {rc}");
+        let rc = libc::removexattr(path.as_ptr(), name.as_ptr());
+        assert!(rc == -1 && eopnotsupp(), "removexattr: {rc}");
+    }
+    let o = run("setfacl", &["-m", "u:tests:r", "f"], m.path());
+    assert!(!o.status.success(), "setfacl worked on an xattr=off mount");
+
+    let stats = Command::new(zsfs_bin())
+        .arg("stats")
+        .arg(&f)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&stats.stderr);
+    assert!(
+        !stats.status.success() && err.contains("xattr=off"),
+        "{err}"
+    );
+
+    let re = Command::new(zsfs_bin())
+        .args(["-o", "remount,xattr=on"])
+        .arg(m.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&re.stderr);
+    assert!(
+        !re.status.success() && err.contains("xattr=off"),
+        "remount turned xattrs on, or did not say why not: {re:?}"
+    );
+    let mut buf = [0u8; 64];
+    // SAFETY: as above.
+    let rc = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64) };
+    assert!(
+        rc == -1 && eopnotsupp(),
+        "getxattr after the refused remount: {rc}"
+    );
+    m.unmount_clean();
+}

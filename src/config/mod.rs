@@ -139,6 +139,11 @@ pub struct Config {
     /// Identical blocks share one pool object (`dedup=on|off`); off stores
     /// every block separately, exactly as before dedup existed.
     pub dedup: bool,
+    /// Extended attributes and POSIX ACLs (`xattr=on|off`). Off refuses the
+    /// xattr requests with ENOSYS, after which the kernel answers them
+    /// itself (EOPNOTSUPP) and stops asking: no `security.capability`
+    /// lookup on a new file's first write or on each chown.
+    pub xattr: bool,
     /// Most dirty page-cache bytes the kernel may hold for this mount before
     /// it throttles writers to the daemon's pace (`max_dirty=SIZE|kernel`).
     /// `None` leaves FUSE's own default: a strict 1 % share of the dirty
@@ -229,6 +234,7 @@ impl Default for Config {
             accept_threshold: 90,
             second_chance: true,
             dedup: true,
+            xattr: true,
             max_dirty: Some(DEFAULT_MAX_DIRTY),
             backing: Backing::TempFile,
             recompress_after: Some(DEFAULT_RECOMPRESS_AFTER),

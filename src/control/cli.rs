@@ -167,7 +167,8 @@ fn read_usage(path: &Path) -> Result<Report, String> {
     let buf =
         crate::sys::xattr::get(path, USAGE_XATTR).map_err(|err| match err.raw_os_error() {
             Some(libc::ENODATA) | Some(libc::EOPNOTSUPP) => format!(
-                "{} is not in a zsfs mount (and is not the root of one)",
+                "{} is not in a zsfs mount (and is not the root of one), or its mount \
+                 has xattr=off, which turns off the zsfs.usage figures too",
                 path.display()
             ),
             _ => format!("{}: {err}", path.display()),

@@ -133,10 +133,21 @@ fn send(control: &Path, cmd: &str) -> Result<(), String> {
     match f.write_all(format!("{cmd}\n").as_bytes()) {
         Ok(()) => Ok(()),
         // The daemon says "remount: why"; the caller says remount already.
-        Err(e) => Err(last_error(control)
-            .map(|why| why.trim_start_matches("remount: ").to_string())
-            .unwrap_or_else(|| e.to_string())),
+        Err(e) => Err(match last_error(control) {
+            Some(why) => why.trim_start_matches("remount: ").to_string(),
+            None if xattrs_off(control) => format!(
+                "{e}: the daemon logged why (this mount has xattr=off, so the reason \
+                 cannot be read back here)"
+            ),
+            None => e.to_string(),
+        }),
     }
+}
+
+/// Whether `control`'s mount refuses xattrs (`xattr=off`).
+fn xattrs_off(control: &Path) -> bool {
+    crate::sys::xattr::get(control, LAST_ERROR_XATTR)
+        .is_err_and(|e| e.raw_os_error() == Some(libc::EOPNOTSUPP))
 }
 
 /// Why the daemon refused the last control-file write, if it says.

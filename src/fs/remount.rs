@@ -43,6 +43,7 @@ const FIXED: &[Fixed] = &[
     fixed!(second_chance: "the shrinker is set up with it"),
     fixed!(dedup: "stored blocks are already shared or not"),
     fixed!(max_dirty: "the dirty window is set at mount"),
+    fixed!(xattr: "the kernel stops asking for xattrs once refused, until unmount"),
     fixed!(backing: "written-back data lives in the file"),
     fixed!(recompress_after: "the recompression thread is started with it"),
     fixed!(control_name as "control": "the control file is named at mount"),

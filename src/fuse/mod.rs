@@ -70,6 +70,8 @@ pub struct SessionConfig {
     pub cache: CacheMode,
     /// The dirty page-cache window (`max_dirty=`; see `dirty.rs`).
     pub max_dirty: Option<u64>,
+    /// Serve extended attributes (`xattr=`); see `ops.rs`'s `getxattr`.
+    pub xattr: bool,
 }
 
 pub struct ZsfsFuse {
@@ -106,6 +108,8 @@ pub struct ZsfsFuse {
     /// FALLOCATE test this; direct writes and copy_file_range clear them
     /// whatever was agreed, `io.rs`). Set in `init`.
     killpriv: bool,
+    /// `xattr=on`: serve the xattr requests; off: refuse them with ENOSYS.
+    xattr: bool,
     /// Run once from `destroy`, when the kernel connection is gone. The
     /// daemon exits there: fuser's session, dropped after `destroy`,
     /// unmounts by *path* (its "is it still mounted" test reads a torn-down
@@ -130,6 +134,7 @@ impl ZsfsFuse {
             readahead_done: AtomicBool::new(false),
             dirty: dirty::DirtyLimit::new(config.max_dirty),
             killpriv: false,
+            xattr: config.xattr,
             on_destroy: Mutex::new(None),
         }
     }

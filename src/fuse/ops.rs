@@ -391,6 +391,9 @@ impl Filesystem for ZsfsFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if !self.xattr {
+            return reply.error(Errno::ENOSYS);
+        }
         // The caller, for an access ACL's setgid rule: the kernel would
         // pass it as FUSE_SETXATTR_ACL_KILL_SGID only with
         // FUSE_SETXATTR_EXT, whose request fuser 0.18 cannot parse.
@@ -402,14 +405,30 @@ impl Filesystem for ZsfsFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        // `xattr=off`: ENOSYS once and the kernel answers every later
+        // getxattr itself with EOPNOTSUPP (fc->no_getxattr), ACLs included
+        // (it then finds none). What that saves is the kernel's own
+        // `security.capability` lookups: on a new file's first write (until
+        // S_NOSEC is set) and on every chown (notify_change's
+        // ATTR_KILL_PRIV), 2 of the 11.4 requests tar -xf sends per file. The same
+        // for the other three (no_setxattr, no_listxattr, no_removexattr).
+        if !self.xattr {
+            return reply.error(Errno::ENOSYS);
+        }
         convert::xattr(self.fs().getxattr(ino.0, name.as_bytes()), size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.xattr {
+            return reply.error(Errno::ENOSYS);
+        }
         convert::xattr(self.fs().listxattr(ino.0), size, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !self.xattr {
+            return reply.error(Errno::ENOSYS);
+        }
         convert::empty(self.fs().removexattr(ino.0, name.as_bytes()), reply);
     }
 
