@@ -255,6 +255,20 @@ fn acl_xattr_errors_are_tmpfs_ones() {
     m.unmount_clean();
 }
 
+/// Run `zsfs ARGS`: it must fail and say that the mount has `xattr=off`.
+fn zsfs_fails_naming_xattr_off(args: &[&std::ffi::OsStr]) {
+    let out = Command::new(zsfs_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("xattr=off"),
+        "zsfs {args:?} worked, or did not say why not: {out:?}"
+    );
+}
+
 /// `xattr=off` (the speed trade for trees that need no xattrs): every
 /// xattr call fails with EOPNOTSUPP, as on a filesystem without them, so
 /// no ACL can be set either; data, owners and modes work as before; `zsfs
@@ -295,29 +309,12 @@ fn xattr_off_refuses_xattrs_and_acls_and_nothing_else() {
     let o = run("setfacl", &["-m", "u:tests:r", "f"], m.path());
     assert!(!o.status.success(), "setfacl worked on an xattr=off mount");
 
-    let stats = Command::new(zsfs_bin())
-        .arg("stats")
-        .arg(&f)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&stats.stderr);
-    assert!(
-        !stats.status.success() && err.contains("xattr=off"),
-        "{err}"
-    );
-
-    let re = Command::new(zsfs_bin())
-        .args(["-o", "remount,xattr=on"])
-        .arg(m.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&re.stderr);
-    assert!(
-        !re.status.success() && err.contains("xattr=off"),
-        "remount turned xattrs on, or did not say why not: {re:?}"
-    );
+    zsfs_fails_naming_xattr_off(&["stats".as_ref(), f.as_os_str()]);
+    zsfs_fails_naming_xattr_off(&[
+        "-o".as_ref(),
+        "remount,xattr=on".as_ref(),
+        m.path().as_os_str(),
+    ]);
     let mut buf = [0u8; 64];
     // SAFETY: as above.
     let rc = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), 64) };
