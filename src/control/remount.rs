@@ -132,28 +132,24 @@ fn send(control: &Path, cmd: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot open {}: {e}", control.display()))?;
     match f.write_all(format!("{cmd}\n").as_bytes()) {
         Ok(()) => Ok(()),
-        // The daemon says "remount: why"; the caller says remount already.
-        Err(e) => Err(match last_error(control) {
-            Some(why) => why.trim_start_matches("remount: ").to_string(),
-            None if xattrs_off(control) => format!(
-                "{e}: the daemon logged why (this mount has xattr=off, so the reason \
-                 cannot be read back here)"
-            ),
-            None => e.to_string(),
-        }),
+        Err(e) => Err(refusal(control, e)),
     }
 }
 
-/// Whether `control`'s mount refuses xattrs (`xattr=off`).
-fn xattrs_off(control: &Path) -> bool {
-    crate::sys::xattr::get(control, LAST_ERROR_XATTR)
-        .is_err_and(|e| e.raw_os_error() == Some(libc::EOPNOTSUPP))
-}
-
-/// Why the daemon refused the last control-file write, if it says.
-pub fn last_error(control: &Path) -> Option<String> {
-    let buf = crate::sys::xattr::get(control, LAST_ERROR_XATTR).ok()?;
-    (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+/// What to say for a refused write `e`: the daemon's reason, read back
+/// from the control file's `zsfs.last_error` (it says "remount: why"; the
+/// caller says remount already), or why it cannot be read back.
+fn refusal(control: &Path, e: std::io::Error) -> String {
+    match crate::sys::xattr::get(control, LAST_ERROR_XATTR) {
+        Ok(why) if !why.is_empty() => String::from_utf8_lossy(&why)
+            .trim_start_matches("remount: ")
+            .to_string(),
+        Err(x) if x.raw_os_error() == Some(libc::EOPNOTSUPP) => format!(
+            "{e}: the daemon logged why (this mount has xattr=off, so the reason \
+             cannot be read back here)"
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// The MS_* flags a remount passes: the ones mountinfo shows now.
