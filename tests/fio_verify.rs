@@ -165,7 +165,6 @@ fn fio_verify_recompressing() {
         },
     );
     let r = counters(m.path());
-    eprintln!("counters after fio: {r:?}");
     assert!(
         get(&r, "recomp_pages") > 0,
         "nothing was recompressed: {r:?}"
