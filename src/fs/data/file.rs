@@ -44,7 +44,7 @@ impl FileData {
         let objects: u64 = self
             .blocks
             .iter()
-            .filter(|(idx, _)| self.dirty.as_ref().is_none_or(|d| d.idx != **idx))
+            .filter(|(idx, _)| self.dirty.as_ref().is_none_or(|d| d.idx != *idx))
             .map(|(_, b)| store.stored_len(b) as u64)
             .sum();
         let buffered = self.dirty.as_ref().map_or(0, |d| d.buf.len() as u64);
@@ -166,8 +166,11 @@ impl FileData {
         if first >= last {
             return;
         }
-        let doomed: Vec<u64> = self.blocks.range(first..last).map(|(&k, _)| k).collect();
-        for k in &doomed {
+        let doomed: Vec<u64> = self.blocks.range(first..last).map(|(k, _)| k).collect();
+        // Highest first: a dense map's span then shrinks with each removal
+        // (a truncated file stays dense) instead of keeping its holes until
+        // the last removal.
+        for k in doomed.iter().rev() {
             let b = self.blocks.remove(k).expect("key from range");
             cx.store.free(b);
         }
@@ -296,7 +299,7 @@ impl FileData {
         }
         let bs = cx.bs();
         let idx = off / bs;
-        let mut next = self.blocks.range(idx..).next().map(|(&k, _)| k);
+        let mut next = self.blocks.range(idx..).next().map(|(k, _)| k);
         if let Some(d) = &self.dirty {
             if d.idx >= idx && next.is_none_or(|n| d.idx < n) {
                 next = Some(d.idx);

@@ -150,7 +150,7 @@ impl Fs {
             next: None,
             looked: 0,
         };
-        for (&idx, b) in f.blocks.range(from..) {
+        for (idx, b) in f.blocks.range(from..) {
             if run.blocks.len() == spec.unit_blocks {
                 run.next = Some(idx);
                 break;
