@@ -55,6 +55,9 @@ impl Fs {
         if d.contains(name) {
             return err(libc::EEXIST);
         }
+        if !d.has_room(name) {
+            return err(libc::ENOSPC);
+        }
         if !self.reserve_inode() {
             log::warn!(
                 "nr_inodes={} reached: cannot create more files; raise nr_inodes= or delete files",

@@ -52,6 +52,11 @@ impl Fs {
         if prev <= n {
             let mut i = node.inner.write();
             let dead = self.maybe_drop(&node, &mut i);
+            if let Content::Dir(d) = &mut i.content {
+                // Still linked, and the kernel caches none of its entries:
+                // most likely finished, so its spare room can go.
+                d.shrink_to_fit();
+            }
             drop(i);
             self.release_content(dead);
         }

@@ -30,6 +30,9 @@ impl Fs {
         if d.contains(newname) {
             return err(libc::EEXIST);
         }
+        if !d.has_room(newname) {
+            return err(libc::ENOSPC);
+        }
         let mut ci = c.inner.write();
         if ci.nlink == 0 {
             return err(libc::ENOENT);
@@ -178,7 +181,7 @@ impl Fs {
         let mut ng = np.as_ref().map(|n| n.inner.write());
         let lookup = |g: &Inner, name: &[u8]| -> FsResult<Option<(Ino, FileKind)>> {
             match &g.content {
-                Content::Dir(d) => Ok(d.get(name).map(|e| (e.ino, e.kind()))),
+                Content::Dir(d) => Ok(d.get(name).map(|e| (e.ino, e.kind))),
                 _ => err(libc::ENOTDIR),
             }
         };
@@ -240,6 +243,13 @@ impl Fs {
             if let Some(Content::Dir(dd)) = di.as_deref().map(|i| &i.content) {
                 if !dd.is_empty() {
                     return err(libc::ENOTEMPTY);
+                }
+            }
+        }
+        if !flags.exchange {
+            if let Content::Dir(d) = &ng.as_deref().unwrap_or(&og).content {
+                if !d.has_room(newname) {
+                    return err(libc::ENOSPC);
                 }
             }
         }

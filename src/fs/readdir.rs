@@ -28,8 +28,8 @@ impl Fs {
                 Listed::Entry(e) if e.ino == CONTROL_INO => continue,
                 Listed::Entry(e) => DirEntry {
                     ino: e.ino,
-                    kind: e.kind(),
-                    name: e.name().to_vec(),
+                    kind: e.kind,
+                    name: e.name.to_vec(),
                     next,
                 },
                 Listed::Dot => DirEntry::dir(ino, b".", next),
