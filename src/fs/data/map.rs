@@ -132,18 +132,25 @@ enum FormMut<'a> {
     Sparse(&'a mut Sparse),
 }
 
-/// A dense allocation of `cap` slots, and where its slots start.
-fn dense_layout(cap: u32) -> (Layout, usize) {
+/// Where a dense allocation's slots start: after the header, aligned. The
+/// same for every capacity, so reaching a slot (every `get`, on the read
+/// path) reads no header and computes no layout.
+const SLOTS_AT: usize =
+    std::mem::size_of::<Head>().next_multiple_of(std::mem::align_of::<Option<Block>>());
+
+/// A dense allocation of `cap` slots (which start at `SLOTS_AT`).
+fn dense_layout(cap: u32) -> Layout {
     let slots = Layout::array::<Option<Block>>(cap as usize).expect("at most 32 GiB");
     let (all, at) = Layout::new::<Head>().extend(slots).expect("at most 32 GiB");
-    (all.pad_to_align(), at)
+    debug_assert_eq!(at, SLOTS_AT);
+    all.pad_to_align()
 }
 
 impl Thin {
     /// A dense map of `cap` empty slots.
     fn dense(cap: u32) -> Thin {
         debug_assert!(cap >= 1 && u64::from(cap) <= DENSE_MAX);
-        let (layout, _) = dense_layout(cap);
+        let layout = dense_layout(cap);
         // SAFETY: the layout's size is not zero: it holds a Head.
         let Some(p) = NonNull::new(unsafe { alloc::alloc(layout) }) else {
             alloc::handle_alloc_error(layout)
@@ -199,9 +206,10 @@ impl Thin {
 
     /// The dense form's first slot.
     fn slots(&self) -> NonNull<Option<Block>> {
-        let (_, at) = dense_layout(self.head().cap);
-        // SAFETY: `at` is within the allocation (dense_layout of its cap).
-        unsafe { self.0.cast::<u8>().add(at).cast() }
+        debug_assert!(!self.is_sparse());
+        // SAFETY: a dense allocation (dense_layout) has its slots at
+        // SLOTS_AT, within it even when it holds one slot.
+        unsafe { self.0.cast::<u8>().add(SLOTS_AT).cast() }
     }
 
     /// Write `None` to the dense slots `r` (within `Head::cap`).
@@ -251,8 +259,8 @@ impl Thin {
     fn set_cap(&mut self, cap: u32) {
         let (old_cap, len) = (self.head().cap, self.head().len);
         debug_assert!(cap >= len.max(1) && u64::from(cap) <= DENSE_MAX);
-        let (old, _) = dense_layout(old_cap);
-        let (new, _) = dense_layout(cap);
+        let old = dense_layout(old_cap);
+        let new = dense_layout(cap);
         // SAFETY: the allocation was made with `old` (dense_layout of its
         // cap, as every allocation and realloc here is); `new` has the same
         // alignment and a non-zero size. Slots cut off are past `len`, so
@@ -276,7 +284,7 @@ impl Drop for Thin {
             // SAFETY: made by Thin::sparse from a Box<Sparse>; dropped once.
             drop(unsafe { Box::from_raw(self.0.cast::<Sparse>().as_ptr()) });
         } else {
-            let (layout, _) = dense_layout(self.head().cap);
+            let layout = dense_layout(self.head().cap);
             // SAFETY: allocated with this layout; slots are Copy.
             unsafe { alloc::dealloc(self.0.as_ptr().cast(), layout) };
         }
@@ -896,7 +904,7 @@ mod tests {
         m.shrink();
         let head = m.0.as_ref().unwrap().head();
         assert_eq!((head.cap, head.len, head.present), (5, 5, 5));
-        assert_eq!(dense_layout(5).0.size(), 52);
+        assert_eq!(dense_layout(5).size(), 52);
         for i in 0..5 {
             m.remove(&i);
         }
