@@ -257,6 +257,11 @@ impl Class {
     /// allocation into it, second chance, putback after a failed write.
     #[inline]
     pub fn move_to_lru_head(&mut self, id: u32, stamp: u64) {
+        debug_assert_eq!(
+            self.z(id).state,
+            ZsState::Listed,
+            "an isolated zspage is on no list"
+        );
         self.z_mut(id).stamp = stamp;
         if self.lru.head != id {
             self.unlink(ListId::Lru, id);
@@ -343,6 +348,7 @@ impl Class {
 
     /// Take a Listed zspage out of its lists: writeback owns it now.
     pub fn isolate(&mut self, zid: u32) {
+        debug_assert_eq!(self.z(zid).state, ZsState::Listed, "isolated twice");
         let group = self.z(zid).group;
         self.unlink(ListId::Group(group), zid);
         self.unlink(ListId::Lru, zid);
