@@ -110,7 +110,7 @@ fn overwrite_at_a_hard_pool_limit_still_fits() {
     let pool = crate::pool::Pool::new(
         crate::pool::PoolConfig {
             limit: Some(320 * 4096),
-            ..crate::pool::PoolConfig::unlimited(4096)
+            ..crate::pool::PoolConfig::unlimited(crate::store::unit::max_object_size(4096))
         },
         None,
     );
