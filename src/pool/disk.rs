@@ -116,6 +116,7 @@ impl Pool {
             // Exclusive: no disk read or free is between loading an entry
             // and using it while entries move.
             let _w = self.disk_rw.write();
+            let _moving = self.moving.read();
             let (mut live, mut live_bytes) = (0u32, 0u64);
             if let Some(new_off) = new_off {
                 for (k, (id, len, here, _)) in frames_out.iter().enumerate() {

@@ -57,7 +57,11 @@
 //! 2. `disk_rw` (read/write lock; read side by disk reads and frees, write
 //!    side by rewriting backing-file records and the consistency check):
 //!    guards handle entries whose location is on disk and the bytes there.
-//! 3. Leaves, never held together and nothing taken under them: the backing
+//! 3. `moving` (read/write lock, guards no data): held shared by writeback
+//!    and record rewriting while they move objects' counts between memory
+//!    and disk, exclusively by `stats`, so a reader never sees an object
+//!    counted twice or not at all.
+//! 4. Leaves, never held together and nothing taken under them: the backing
 //!    file's space mutex, the page arena's mutex, and whatever lock the
 //!    `Reclaimer` takes when told (called with no pool lock held).
 //!
@@ -250,6 +254,10 @@ pub struct Pool {
     /// there: disk reads and frees hold it shared, record rewriting holds it
     /// exclusively while repointing (lock order: after the class locks).
     disk_rw: RwLock<()>,
+    /// Held shared while objects move between memory and disk (their
+    /// counters change in two places, `objects` here and the backing file's);
+    /// `stats` holds it exclusively so `objects + disk_objects` is exact.
+    moving: RwLock<()>,
     /// Writeback counters.
     wb: WbCounters,
     /// The policy side, attached once by `crate::reclaim` (never by the pool).
@@ -298,6 +306,7 @@ impl Pool {
             limit_hits: AtomicU64::new(0),
             backing,
             disk_rw: RwLock::new(()),
+            moving: RwLock::new(()),
             wb: WbCounters::default(),
             reclaimer: OnceLock::new(),
             config,

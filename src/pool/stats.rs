@@ -138,6 +138,9 @@ impl Pool {
             meta += c.metadata_bytes() as u64;
         }
         let limit = self.limit_pages.load(Ordering::Relaxed);
+        // Exclusive: no object is half-way between memory and disk while
+        // both sides' counters are read.
+        let _moving = self.moving.write();
         let mut st = PoolStats {
             objects: self.objects.load(Ordering::Relaxed),
             bytes_stored: self.bytes_stored.load(Ordering::Relaxed),

@@ -280,6 +280,7 @@ impl Pool {
                 return Err(PoolError::Io(e));
             }
         };
+        let moving = self.moving.read();
         let (mut live, mut live_bytes) = (0u32, 0u64);
         for (k, &(idx, hid, _, len)) in meta.iter().enumerate() {
             // A slot of an isolated zspage is never reused, so still holding
@@ -301,6 +302,7 @@ impl Pool {
         // Registered before the class lock drops, so a free of one of these
         // objects (class lock first) always finds its record.
         bk.add_record(off, rec.len() as u64, live, live_bytes);
+        drop(moving);
         let pages = self.drop_zspage(&mut c, zid);
         drop(c);
         self.wb.isolated_now.fetch_sub(1, Ordering::Relaxed);

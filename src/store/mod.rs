@@ -536,8 +536,9 @@ impl Store {
     }
 
     /// Also assert that the counters agree with the pool and the index.
-    /// Only when nothing else runs: no put or free, and no writeback in
-    /// flight (the pool's in-memory and on-disk counts move separately).
+    /// Only when nothing else runs: no put or free (the store's counters
+    /// and the pool's change at different moments; the pool's own
+    /// in-memory + on-disk totals are exact at any time).
     pub fn debug_check_quiescent(&self) {
         self.pool.debug_check_consistency();
         let ps = self.pool.stats();
