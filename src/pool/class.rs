@@ -147,6 +147,22 @@ impl ClassTable {
     }
 }
 
+/// The slab keeps at least this many ids before it is worth shrinking: a
+/// small class's slab costs less than the work.
+const SLAB_MIN_SHRINK: usize = 64;
+/// A slab is shrunk once its ids exceed its live zspages by this percentage:
+/// it grew to a peak (a tree before recompression) that is gone. After
+/// shrinking it has one id per zspage, so the class must create half as
+/// many zspages again before the next shrink: the renumbering is amortised
+/// over them.
+const SLAB_SLACK_PCT: usize = 150;
+
+/// Is a slab of `len` ids holding `live` zspages worth renumbering and
+/// shrinking?
+pub(super) fn slab_worth_shrinking(len: usize, live: usize) -> bool {
+    len > SLAB_MIN_SHRINK && len * 100 > live * SLAB_SLACK_PCT
+}
+
 /// Which list of a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ListId {
@@ -390,6 +406,64 @@ impl Class {
         self.free_zs.push(zid);
         self.zspages -= 1;
         z.pages
+    }
+
+    /// Move Listed zspages from the top of the slab into its lowest free
+    /// ids, then truncate and shrink the slab and its free-id list. Returns
+    /// the new ids of the moved zspages: the caller (holding this class lock
+    /// still) repoints the handles of their objects. Isolated zspages are
+    /// not moved (writeback holds their ids), so the slab ends above the
+    /// highest one.
+    pub fn shrink_slab(&mut self) -> Vec<u32> {
+        let mut moved = Vec::new();
+        if !slab_worth_shrinking(self.slab.len(), self.zspages) {
+            return moved;
+        }
+        self.free_zs.sort_unstable_by(|a, b| b.cmp(a));
+        let mut from = self.slab.len();
+        while let Some(&to) = self.free_zs.last() {
+            // The highest live id above `to`.
+            while from > to as usize + 1 && self.slab[from - 1].is_none() {
+                from -= 1;
+            }
+            if from <= to as usize + 1 {
+                break;
+            }
+            let id = (from - 1) as u32;
+            if self.z(id).state == ZsState::Isolated {
+                break;
+            }
+            self.free_zs.pop();
+            self.renumber(id, to);
+            moved.push(to);
+            from -= 1;
+        }
+        let end = self
+            .slab
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        self.slab.truncate(end);
+        self.slab.shrink_to_fit();
+        self.free_zs.retain(|&id| (id as usize) < end);
+        self.free_zs.shrink_to_fit();
+        moved
+    }
+
+    /// Move Listed zspage `from` to the free id `to` (already taken off
+    /// `free_zs`), keeping its place in its fullness group and in the LRU.
+    /// `from` is left a hole that is in no free list: `shrink_slab` only
+    /// moves zspages down from the top, so every such hole is cut off.
+    fn renumber(&mut self, from: u32, to: u32) {
+        let z = self.slab[from as usize].take().expect("live zspage");
+        debug_assert_eq!(z.state, ZsState::Listed);
+        debug_assert!(self.slab[to as usize].is_none(), "renumber onto a live id");
+        let (group, glink, llink) = (z.group, z.glink, z.llink);
+        self.slab[to as usize] = Some(z);
+        let (list, mut nodes) = self.parts(ListId::Group(group));
+        list.renamed(&mut nodes, glink, to);
+        let (list, mut nodes) = self.parts(ListId::Lru);
+        list.renamed(&mut nodes, llink, to);
     }
 
     /// zsmalloc's zs_can_compact: would moving objects free a zspage?

@@ -1,7 +1,8 @@
 //! Compaction (zsmalloc's): move objects from the emptiest Listed zspages
 //! of a class into its fullest, and free the emptied zspages. Isolated
 //! zspages are not seen. One class lock at a time, dropped after each
-//! source zspage.
+//! source zspage. Then a class whose slab of descriptors is mostly holes
+//! has its zspages renumbered down and the slab shrunk.
 
 use super::list::NIL;
 use super::zspage::{GROUP_FULL, SLOT_FREE, SLOT_NIL};
@@ -76,8 +77,30 @@ impl Pool {
                 self.release_pages(p);
             }
         }
+        self.shrink_slab(ci);
         #[cfg(debug_assertions)]
         self.debug_check_class(ci);
         freed
+    }
+
+    /// Renumber a class's zspages down and shrink its slab if it is mostly
+    /// holes (`class::slab_worth_shrinking`): after a peak, 80 bytes a
+    /// descriptor stay allocated per zspage the class once had.
+    fn shrink_slab(&self, ci: usize) {
+        let mut c = self.classes[ci].lock();
+        let moved = c.shrink_slab();
+        self.zspages_renumbered
+            .fetch_add(moved.len() as u64, Ordering::Relaxed);
+        for zid in moved {
+            // In-memory entries of this class are guarded by its lock, which
+            // every reader takes before using the zspage id.
+            for (idx, hid) in c.z(zid).used() {
+                let entry = self.handles.entry(hid);
+                let Loc::Mem { len, .. } = entry.load_locked() else {
+                    unreachable!("slot of a zspage whose handle is not in memory")
+                };
+                entry.set_mem(len, zid, idx);
+            }
+        }
     }
 }

@@ -57,6 +57,23 @@ impl List {
         self.len += 1;
     }
 
+    /// A node on this list moved from id `from` to id `to` keeping `link`
+    /// (already stored at `to`): point its neighbours (or head and tail)
+    /// at `to`, so the order is unchanged.
+    #[inline]
+    pub fn renamed(&mut self, nodes: &mut impl Links, link: Link, to: u32) {
+        if link.prev == NIL {
+            self.head = to;
+        } else {
+            nodes.link(link.prev).next = to;
+        }
+        if link.next == NIL {
+            self.tail = to;
+        } else {
+            nodes.link(link.next).prev = to;
+        }
+    }
+
     /// Take `id` (on this list) out.
     #[inline]
     pub fn unlink(&mut self, nodes: &mut impl Links, id: u32) {

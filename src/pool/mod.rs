@@ -24,7 +24,9 @@
 //! 99 %, 100 % of slots in use, computed as zsmalloc does). Allocation takes
 //! the fullest zspage that is not full; compaction (`compact.rs`) moves
 //! objects from the emptiest zspages into the fullest and frees the emptied
-//! ones. A zspage that becomes empty is freed at once.
+//! ones, then gives a class whose slab of zspage descriptors is mostly holes
+//! (it grew to a peak that is gone) lower ids and shrinks the slab. A zspage
+//! that becomes empty is freed at once.
 //!
 //! Each class also keeps an *LRU* of its zspages (`list.rs`, intrusive),
 //! ordered by the clock value they were last put at the head with. Only
@@ -247,6 +249,7 @@ pub struct Pool {
     bytes_stored: AtomicU64,
     huge_objects: AtomicU64,
     pages_compacted: AtomicU64,
+    zspages_renumbered: AtomicU64,
     limit_hits: AtomicU64,
     /// Where written-back zspages go; None: `backing=none`, the limit is hard.
     backing: Option<BackingFile>,
@@ -303,6 +306,7 @@ impl Pool {
             bytes_stored: AtomicU64::new(0),
             huge_objects: AtomicU64::new(0),
             pages_compacted: AtomicU64::new(0),
+            zspages_renumbered: AtomicU64::new(0),
             limit_hits: AtomicU64::new(0),
             backing,
             disk_rw: RwLock::new(()),

@@ -20,6 +20,9 @@ pub struct PoolStats {
     pub pages_compacted: u64,
     /// Zspages in all classes.
     pub zspages: u64,
+    /// Zspages given a lower id so a slab of descriptors could shrink,
+    /// cumulative (proof for the tests that renumbering ran).
+    pub zspages_renumbered: u64,
     /// Memory limit in bytes, if any (zram's mem_limit).
     pub limit: Option<u64>,
     /// Allocations that found the pool at its limit (zswap's pool_limit_hit).
@@ -149,6 +152,7 @@ impl Pool {
             huge_objects: self.huge_objects.load(Ordering::Relaxed),
             pages_compacted: self.pages_compacted.load(Ordering::Relaxed),
             zspages,
+            zspages_renumbered: self.zspages_renumbered.load(Ordering::Relaxed),
             limit: (limit != u64::MAX).then(|| limit * PAGE_SIZE as u64),
             pool_limit_hit: self.limit_hits.load(Ordering::Relaxed),
             metadata_bytes: meta,

@@ -558,3 +558,111 @@ fn stats_never_count_an_object_twice_while_writeback_moves_it() {
     });
     pool.debug_check_consistency();
 }
+
+/// Zspage ids (and the LRU order) of a class, head first.
+fn lru_ids(pool: &Pool, ci: usize) -> Vec<u32> {
+    let c = pool.classes[ci].lock();
+    let mut ids = Vec::new();
+    let mut cur = c.lru.head;
+    while cur != list::NIL {
+        ids.push(cur);
+        cur = c.z(cur).llink.next;
+    }
+    ids
+}
+
+#[test]
+fn a_slab_left_mostly_holes_is_renumbered_and_shrunk() {
+    let pool = Pool::new(cfg(), None);
+    // Huge objects: one zspage each, so 2000 zspages, then 40 left alive
+    // at scattered ids (a tree recompressed into fewer, larger objects).
+    let hs: Vec<_> = (0..2000u32)
+        .map(|i| pool.alloc(&pattern(i, 4000)).unwrap())
+        .collect();
+    let ci = pool.table.class_of(4000);
+    let mut kept = Vec::new();
+    for (i, h) in hs.into_iter().enumerate() {
+        if i % 50 == 7 {
+            kept.push((h, i as u32));
+        } else {
+            pool.free(h);
+        }
+    }
+    let stamps = |ids: &[u32]| -> Vec<u64> {
+        let c = pool.classes[ci].lock();
+        ids.iter().map(|&z| c.z(z).stamp).collect()
+    };
+    let before = lru_ids(&pool, ci);
+    let stamps_before = stamps(&before);
+    assert!(pool.classes[ci].lock().slab.len() >= 1900);
+    pool.compact();
+    pool.debug_check_consistency();
+    let c = pool.classes[ci].lock();
+    assert_eq!(c.slab.len(), 40, "the slab holds its live zspages only");
+    assert!(c.slab.capacity() < 64 && c.free_zs.is_empty());
+    drop(c);
+    // Same LRU order (by stamp) under the new ids, and every object reads back.
+    let after = lru_ids(&pool, ci);
+    assert_eq!(stamps(&after), stamps_before);
+    for &(h, i) in &kept {
+        assert_eq!(read(&pool, h), pattern(i, 4000));
+    }
+    // The class still allocates and frees normally after shrinking.
+    let more: Vec<_> = (0..100u32)
+        .map(|i| pool.alloc(&pattern(5000 + i, 4000)).unwrap())
+        .collect();
+    pool.debug_check_consistency();
+    for h in more.into_iter().chain(kept.iter().map(|&(h, _)| h)) {
+        pool.free(h);
+    }
+    pool.debug_check_consistency();
+    assert_eq!(pool.stats().objects, 0);
+}
+
+#[test]
+fn slab_shrinking_stops_below_an_isolated_zspage() {
+    let pool = Pool::new(cfg(), None);
+    let hs: Vec<_> = (0..400u32)
+        .map(|i| pool.alloc(&pattern(i, 4000)).unwrap())
+        .collect();
+    let ci = pool.table.class_of(4000);
+    // Keep the first, the 300th (isolated, as writeback holds it) and the last.
+    let Loc::Mem { zspage: iso, .. } = pool.handles.entry(hs[300].id()).load() else {
+        panic!()
+    };
+    for (i, &h) in hs.iter().enumerate() {
+        if ![0, 300, 399].contains(&i) {
+            pool.free(h);
+        }
+    }
+    pool.classes[ci].lock().isolate(iso);
+    pool.compact();
+    pool.debug_check_consistency();
+    {
+        let c = pool.classes[ci].lock();
+        assert_eq!(
+            c.slab.len(),
+            iso as usize + 1,
+            "cut just above the isolated zspage"
+        );
+        assert_eq!(c.z(iso).state, ZsState::Isolated);
+    }
+    for i in [0, 300, 399] {
+        assert_eq!(read(&pool, hs[i]), pattern(i as u32, 4000));
+    }
+    let pages = pool.putback(&mut pool.classes[ci].lock(), iso);
+    assert!(pages.is_none(), "it still holds an object");
+    pool.debug_check_consistency();
+}
+
+#[test]
+fn slab_shrinking_needs_a_slab_mostly_holes() {
+    use super::class::slab_worth_shrinking;
+    assert!(!slab_worth_shrinking(64, 0), "small slabs are left alone");
+    assert!(slab_worth_shrinking(65, 0));
+    assert!(
+        !slab_worth_shrinking(750, 500),
+        "two thirds full is not worth it"
+    );
+    assert!(slab_worth_shrinking(751, 500));
+}
