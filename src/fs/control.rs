@@ -126,7 +126,7 @@ impl Fs {
         let store = &self.store;
         match cmd {
             Command::Compact => {
-                let pages = store.compact();
+                let pages = self.compact();
                 log::info!("control file: compact gave back {pages} pages");
             }
             Command::Writeback(amount) => {

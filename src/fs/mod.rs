@@ -299,6 +299,15 @@ impl Fs {
         &self.store
     }
 
+    /// Compact the pool (the `compact` command, and after a recompression
+    /// pass), then give the heap pages that compaction's frees left empty
+    /// back to the kernel; returns the pool pages given back.
+    fn compact(&self) -> u64 {
+        let pages = self.store.compact();
+        crate::sys::heap::give_back_free();
+        pages
+    }
+
     fn fcx(&self) -> data::Ctx<'_> {
         data::Ctx::new(&self.store, &self.space)
     }

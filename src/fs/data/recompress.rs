@@ -102,7 +102,7 @@ impl Fs {
         // Every unit freed the objects it replaced, scattered over their
         // zspages: give the emptied pages back, as zram's compact would.
         if report.units > 0 {
-            report.pages_compacted = self.store.compact();
+            report.pages_compacted = self.compact();
         }
         self.last_idle
             .store(report.idle, std::sync::atomic::Ordering::Relaxed);
