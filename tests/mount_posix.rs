@@ -758,6 +758,53 @@ fn assert_about(got: u64, want: u64, what: &str) {
     );
 }
 
+/// The kernel's global dirty threshold in bytes (/proc/vmstat).
+fn dirty_threshold() -> u64 {
+    let vmstat = fs::read_to_string("/proc/vmstat").unwrap();
+    let pages: u64 = vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_dirty_threshold "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    pages * 4096
+}
+
+/// The window the daemon ends with when it asks for `max`: halved while
+/// the kernel refuses it (above its threshold).
+fn accepted(mut max: u64) -> u64 {
+    let t = dirty_threshold();
+    while max > t {
+        max /= 2;
+    }
+    max
+}
+
+#[test]
+fn default_dirty_window_is_the_kernels_limit_and_a_larger_one_is_clamped() {
+    if !is_root() {
+        eprintln!("skipped: needs root to write the bdi's sysfs");
+        return;
+    }
+    // Default: the largest power of two within the kernel's own dirty
+    // threshold, what ext4 on zram may keep dirty (at least 1 GiB).
+    let want = accepted(zsfs::config::default_max_dirty(Some(dirty_threshold())));
+    let m = MountGuard::new("size=64g");
+    File::create(m.path().join("a")).unwrap();
+    assert_about(bdi_value(m.path(), "max_bytes"), want, "default");
+    drop(m);
+    // A max_dirty= above the kernel's threshold is clamped to what it
+    // accepts, not dropped for FUSE's 1 % default.
+    let m = MountGuard::new("size=64g,max_dirty=1t");
+    File::create(m.path().join("a")).unwrap();
+    assert_about(
+        bdi_value(m.path(), "max_bytes"),
+        accepted(1 << 40),
+        "max_dirty=1t",
+    );
+}
+
 #[test]
 fn dirty_window_is_max_dirty_capped_at_half_the_free_space() {
     if !is_root() {

@@ -174,10 +174,23 @@ pub struct Config {
 /// The source a mount shows when none is given.
 pub const DEFAULT_SOURCE: &str = "zsfs";
 
-/// Default `max_dirty=`: enough page cache to absorb rewrites of a working
-/// set of this size and to let writeback overlap with writing; small beside
-/// the kernel's own 20 %-of-RAM dirty limit for disks.
-pub const DEFAULT_MAX_DIRTY: u64 = 1 << 30;
+/// The default `max_dirty=` is what the kernel lets a disk filesystem keep
+/// dirty, so zsfs absorbs rewrites as ext4 on zram does (a 1 GiB window
+/// left 4 KiB random writes over a 1 GiB file at 0.7x ext4 on zram, writers
+/// waiting for the daemon), but never less than this: enough to absorb
+/// rewrites of a 1 GiB working set and let writeback overlap with writing.
+pub const MIN_DEFAULT_MAX_DIRTY: u64 = 1 << 30;
+
+/// Default `max_dirty=` when the kernel's global dirty threshold is
+/// `threshold` bytes (None: unknown): the largest power of two not above
+/// it (the kernel refuses a bdi cap above its threshold, and the threshold
+/// moves with free memory), at least `MIN_DEFAULT_MAX_DIRTY`.
+pub fn default_max_dirty(threshold: Option<u64>) -> u64 {
+    match threshold {
+        Some(t) if t >= MIN_DEFAULT_MAX_DIRTY => 1u64 << (63 - t.leading_zeros()),
+        _ => MIN_DEFAULT_MAX_DIRTY,
+    }
+}
 
 /// Smallest `block_size=`: the page size, so a block maps onto whole pages
 /// of the page cache.
@@ -235,7 +248,7 @@ impl Default for Config {
             second_chance: true,
             dedup: true,
             xattr: true,
-            max_dirty: Some(DEFAULT_MAX_DIRTY),
+            max_dirty: Some(default_max_dirty(crate::sys::bdi::global_dirty_threshold())),
             backing: Backing::TempFile,
             recompress_after: Some(DEFAULT_RECOMPRESS_AFTER),
             recompress_level: DEFAULT_RECOMPRESS_LEVEL,

@@ -109,7 +109,13 @@ fn pool_options() {
     assert!(!parse("second_chance=off").unwrap().second_chance);
     assert!(parse_err("second_chance=maybe").contains("`on` or `off`"));
     assert!(parse("").unwrap().dedup, "dedup is on by default");
-    assert_eq!(parse("").unwrap().max_dirty, Some(1 << 30));
+    assert_eq!(
+        parse("").unwrap().max_dirty,
+        Some(crate::config::default_max_dirty(
+            crate::sys::bdi::global_dirty_threshold()
+        ))
+    );
+    assert!(parse("").unwrap().max_dirty >= Some(1 << 30));
     assert_eq!(parse("max_dirty=256m").unwrap().max_dirty, Some(256 << 20));
     assert_eq!(parse("max_dirty=kernel").unwrap().max_dirty, None);
     assert!(parse_err("max_dirty=lots").contains("`kernel`"));
@@ -255,4 +261,17 @@ fn recompression_options() {
     ] {
         assert!(parse_err(bad).contains("4k to 64k"), "{bad}");
     }
+}
+
+#[test]
+fn default_dirty_window_follows_the_kernel_limit_with_a_floor() {
+    use crate::config::default_max_dirty;
+    const G: u64 = 1 << 30;
+    // The kernel's threshold on the 24 GiB bench VM, 4.96 GB: 4 GiB, which
+    // the kernel accepts (a value above its threshold is EINVAL).
+    assert_eq!(default_max_dirty(Some(1_211_475 * 4096)), 4 * G);
+    assert_eq!(default_max_dirty(Some(4 * G)), 4 * G);
+    // Small machines and unknown thresholds keep the 1 GiB floor.
+    assert_eq!(default_max_dirty(Some(400 << 20)), G);
+    assert_eq!(default_max_dirty(None), G);
 }

@@ -51,6 +51,9 @@ pub(crate) struct DirtyLimit {
     applied: AtomicU64,
     /// Set after a sysfs write failed (not root, old kernel): stop trying.
     given_up: AtomicBool,
+    /// The largest window the kernel accepted after refusing a larger one
+    /// (above its global dirty threshold); u64::MAX until then.
+    ceiling: AtomicU64,
 }
 
 impl DirtyLimit {
@@ -59,6 +62,7 @@ impl DirtyLimit {
             max,
             applied: AtomicU64::new(0),
             given_up: AtomicBool::new(false),
+            ceiling: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -66,21 +70,43 @@ impl DirtyLimit {
     /// bytes left. Cheap when nothing changes: two atomic loads.
     pub(crate) fn update(&self, bdi: &str, free: u64) {
         let Some(max) = self.max else { return };
-        let want = window(max, free);
-        // Relaxed: the value only decides whether to write sysfs; two
+        let mut want = window(max.min(self.ceiling.load(Ordering::Relaxed)), free);
+        // Relaxed: the values only decide whether to write sysfs; two
         // threads racing both write the same number.
         if self.applied.load(Ordering::Relaxed) == want || self.given_up.load(Ordering::Relaxed) {
             return;
         }
         self.applied.store(want, Ordering::Relaxed);
-        if let Err(e) = bdi::set_max_bytes(bdi, want) {
-            log::info!(
-                "cannot set the dirty page-cache window ({e}); keeping the kernel's \
-                 FUSE default (mount as root, or pass max_dirty=kernel to silence this)"
-            );
-            self.given_up.store(true, Ordering::Relaxed);
-        } else {
-            log::debug!("dirty page-cache window for bdi {bdi}: {want} bytes");
+        loop {
+            match bdi::set_max_bytes(bdi, want) {
+                Ok(()) => {
+                    log::debug!("dirty page-cache window for bdi {bdi}: {want} bytes");
+                    return;
+                }
+                // Above the kernel's global dirty threshold (which moves
+                // with free memory): take the largest half it accepts, and
+                // never ask for more again.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::InvalidInput && want / 2 >= MIN_WINDOW =>
+                {
+                    want /= 2;
+                    self.ceiling.store(want, Ordering::Relaxed);
+                    self.applied.store(want, Ordering::Relaxed);
+                    log::info!(
+                        "max_dirty: the kernel's dirty limit is below {} bytes; \
+                         the window is {want} bytes",
+                        want * 2
+                    );
+                }
+                Err(e) => {
+                    log::info!(
+                        "cannot set the dirty page-cache window ({e}); keeping the kernel's \
+                         FUSE default (mount as root, or pass max_dirty=kernel to silence this)"
+                    );
+                    self.given_up.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
         }
     }
 }

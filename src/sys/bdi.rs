@@ -34,3 +34,20 @@ pub(crate) fn set_max_bytes(bdi: &str, bytes: u64) -> io::Result<()> {
     std::fs::write(&path, bytes.to_string())
         .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
 }
+
+/// The kernel's global dirty threshold now, in bytes (`nr_dirty_threshold`
+/// in /proc/vmstat: `vm.dirty_ratio` of the memory it could dirty, or
+/// `vm.dirty_bytes`). A bdi's `max_bytes` is stored as a share of it, and
+/// the kernel refuses a value above it (EINVAL). None if unreadable.
+pub(crate) fn global_dirty_threshold() -> Option<u64> {
+    let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
+    let pages: u64 = vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_dirty_threshold "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    Some(pages * page)
+}
