@@ -11,6 +11,12 @@
 //! IOPS at the default, 285k with 1 GiB allowed; 1 MiB sequential writes
 //! kept their speed (1061 vs 1100-1123 MB/s).
 //!
+//! The default is what the kernel allows a disk filesystem: its global
+//! dirty threshold, rounded down to a power of two (`config::
+//! default_max_dirty`). The kernel refuses a bdi cap above that threshold
+//! (EINVAL), and the threshold moves with free memory, so a refused window
+//! is halved until it is accepted and that becomes the ceiling.
+//!
 //! The price of a larger window is ENOSPC: under the writeback cache the
 //! daemon learns that `size=` is exhausted only when dirty pages reach it,
 //! so a window larger than the free space could let a writer run that far
