@@ -758,17 +758,9 @@ fn assert_about(got: u64, want: u64, what: &str) {
     );
 }
 
-/// The kernel's global dirty threshold in bytes (/proc/vmstat).
+/// The kernel's global dirty threshold in bytes, read as the daemon reads it.
 fn dirty_threshold() -> u64 {
-    let vmstat = fs::read_to_string("/proc/vmstat").unwrap();
-    let pages: u64 = vmstat
-        .lines()
-        .find_map(|l| l.strip_prefix("nr_dirty_threshold "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    pages * 4096
+    zsfs::sys::bdi::global_dirty_threshold().expect("nr_dirty_threshold in /proc/vmstat")
 }
 
 /// The window the daemon ends with when it asks for `max` while the

@@ -39,7 +39,8 @@ pub(crate) fn set_max_bytes(bdi: &str, bytes: u64) -> io::Result<()> {
 /// in /proc/vmstat: `vm.dirty_ratio` of the memory it could dirty, or
 /// `vm.dirty_bytes`). A bdi's `max_bytes` is stored as a share of it, and
 /// the kernel refuses a value above it (EINVAL). None if unreadable.
-pub(crate) fn global_dirty_threshold() -> Option<u64> {
+/// Public for the mount tests, which check the window against it.
+pub fn global_dirty_threshold() -> Option<u64> {
     let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
     let pages: u64 = vmstat
         .lines()
