@@ -252,8 +252,8 @@ pub const MOUNT_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         form: "max_dirty=SIZE|kernel",
         doc: "page cache this mount may hold dirty before writers wait for the daemon (default: \
-              the kernel's dirty limit, vm.dirty_ratio of RAM, at least 1g; capped at half the \
-              free space; kernel = FUSE's strict 1% default)",
+              the kernel's dirty threshold rounded down to a power of two, at least 1g; capped \
+              at half the free space; kernel = FUSE's strict 1% default)",
         kind: Kind::Value {
             expected: "a size such as 512m or 2g, or `kernel`",
             set: |c, v, _| {
