@@ -68,7 +68,7 @@ fields! {
     // dedup (zram's out-of-tree dedup patch called these dup_data_size, meta_data_size)
     "dedup_pages" Blocks Gauge "Blocks served by a pool object another block already holds (identical content, `dedup=on`).",
     "dedup_data_size" Bytes Gauge "Object bytes those blocks would take without dedup (not in compr_data_size).",
-    "dedup_index_bytes" Bytes Gauge "Memory of the dedup index (hash tables and reference counts), outside mem_used_total.",
+    "dedup_index_bytes" Bytes Gauge "Memory of the dedup index's hash tables, outside mem_used_total (the keys and reference counts are in each object's word: recomp_meta_bytes).",
     "dedup_collisions" Count Counter "Hash matches whose content differed (stored separately), cumulative.",
     // recompression (zram: recomp_algorithm, idle marking; zram's mm_stat has no recomp_* names)
     "recomp_pages" Blocks Gauge "Blocks held in zstd units: idle data recompressed (`recompress_after=`, `recompress idle|all`).",
@@ -78,7 +78,7 @@ fields! {
     "recomp_failed" Count Counter "Runs left as they were because the pool refused the unit (its limit) or a block could not be read, cumulative.",
     "recomp_reads" Blocks Counter "Block reads served from zstd units, cumulative.",
     "idle_pages" Blocks Gauge "Blocks the last recompression pass found idle (not written or read since the pass before) and took.",
-    "recomp_meta_bytes" Bytes Gauge "Memory of the per-object recompression state (access marks, unit reference counts), outside mem_used_total.",
+    "recomp_meta_bytes" Bytes Gauge "Memory of the per-object words (access marks, dedup keys and reference counts, unit reference counts), outside mem_used_total.",
     // zram bd_stat
     "bd_count" Pages Gauge "Pool data now in the backing file, in 4 KiB units.",
     "bd_reads" Pages Counter "Reads from the backing file, in 4 KiB units.",

@@ -167,6 +167,11 @@ impl HandleTable {
         self.next.load(Ordering::Relaxed).min(MAX_IDS)
     }
 
+    /// Memory the table holds (`metadata_bytes`).
+    pub fn bytes(&self) -> u64 {
+        self.entries.bytes()
+    }
+
     /// The entry of an id returned by `new_id`.
     #[inline]
     pub fn entry(&self, id: u32) -> &Entry {

@@ -28,7 +28,7 @@ pub struct PoolStats {
     /// Allocations that found the pool at its limit (zswap's pool_limit_hit).
     pub pool_limit_hit: u64,
     /// Heap bytes of bookkeeping outside the pages (slot tables, zspage
-    /// headers), for honest overhead figures.
+    /// headers, the handle table), for honest overhead figures.
     pub metadata_bytes: u64,
     /// Backing file space held by records, in 4 KiB units (zram's bd_count).
     pub bd_count: u64,
@@ -155,7 +155,7 @@ impl Pool {
             zspages_renumbered: self.zspages_renumbered.load(Ordering::Relaxed),
             limit: (limit != u64::MAX).then(|| limit * PAGE_SIZE as u64),
             pool_limit_hit: self.limit_hits.load(Ordering::Relaxed),
-            metadata_bytes: meta,
+            metadata_bytes: meta + self.handles.bytes(),
             ..Default::default()
         };
         self.wb_stats(&mut st);

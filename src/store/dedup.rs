@@ -11,20 +11,20 @@
 //!   A slot is `key << 32 | handle` (`handle` = `Handle::to_raw`, below
 //!   2^31 + 1, never 0), 0 is empty. The slot itself says where its home is,
 //!   so a table can be grown, shrunk or shifted without asking anyone else.
-//! * **Meta** (per pool handle id, `util::table`, as the pool's handle table):
-//!   one `AtomicU64` per id, `key << 32 | refs`. `free` only has a handle;
-//!   this finds the shard and slot of its object without rehashing the data
-//!   (which could be on disk). `refs == 0` means the id is not indexed.
+//! * **The object's word** (`meta.rs`, one per pool handle id, shared with
+//!   recompression's flags): its key and its refs. `free` only has a handle;
+//!   the key finds the shard and slot of its object without rehashing the
+//!   data (which could be on disk). `refs == 0` means it is not indexed.
 //!
-//! The key is 32 bits of xxh3-64. It only picks candidates: a candidate is
+//! The key is 31 bits of xxh3-64. It only picks candidates: a candidate is
 //! shared only after its content compared equal byte for byte (the store's
 //! verify callback decompresses it, or compares raw bytes), so a hash
 //! collision costs a wasted verify, never wrong data.
 //!
-//! Cost: 8 bytes of meta per handle id ever used plus 8 bytes per slot at a
-//! load between 0.2 and 0.8 (grow at 0.8 to 0.4, shrink below 0.2 to 0.4):
-//! 8 + 8/0.8 = 18 to 8 + 8/0.4 = 28 bytes per indexed object, about 21 at
-//! the typical load. [`Dedup::index_bytes`] reports the real figure.
+//! Cost: 8 bytes per slot at a load between 0.2 and 0.8 (grow at 0.8 to
+//! 0.4, shrink below 0.2 to 0.4): 10 to 20 bytes per indexed object, about
+//! 13 at the typical load, beside the word every object has anyway.
+//! [`Dedup::index_bytes`] reports the real figure.
 //!
 //! A written-back (non-resident) candidate is treated as a miss by the
 //! store: reading it would be a disk read under a shard lock. The new copy
@@ -43,8 +43,8 @@
 //!
 //! # Invariants
 //!
-//! * An id is in its shard's table exactly when its meta `refs > 0`, and
-//!   then the meta key equals the slot's key (both change under the shard
+//! * An id is in its shard's table exactly when its word's `refs > 0`, and
+//!   then the word's key equals the slot's key (both change under the shard
 //!   lock; the key never changes while `refs > 0`).
 //! * `refs` = the number of live `Block`s naming the handle. Only the last
 //!   `release` removes the slot and lets the store free the object, so a
@@ -57,13 +57,13 @@
 //!   lock, and `share` only for a handle its caller already holds a
 //!   reference to, so it never revives a freed object.
 //!
-//! Meta is read without the shard lock only by `release` and `share`, to
+//! The word is read without the shard lock only by `release` and `share`, to
 //! learn the key of a handle the caller holds a reference to (so `refs > 0`
 //! and the key is stable), or to see `refs == 0` for an object the index
 //! never had.
 
+use super::meta::{Meta, KEY_BITS, MAX_REFS};
 use crate::pool::{Handle, Pool};
-use crate::util::table::{AtomicTable, BLOCK};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,16 +71,15 @@ const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Smallest table; an empty shard has none at all.
 const MIN_CAP: usize = 64;
-const REFS_MASK: u64 = 0xffff_ffff;
 
-/// The 32 bits of a block's xxh3 hash that the index keeps.
+/// The 31 bits of a block's xxh3 hash that the index keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key(u32);
 
 impl Key {
     pub(crate) fn of(data: &[u8]) -> Key {
         let h = xxhash_rust::xxh3::xxh3_64(data);
-        Key((h ^ (h >> 32)) as u32)
+        Key((h ^ (h >> 32)) as u32 & ((1 << KEY_BITS) - 1))
     }
 
     fn shard(self) -> usize {
@@ -216,48 +215,19 @@ impl Shard {
 #[repr(align(64))]
 struct Padded(Mutex<Shard>);
 
-/// Per handle id: `key << 32 | refs`, in a table keyed like the pool's
-/// handle table.
-struct Meta(AtomicTable);
-
-impl Meta {
-    /// The entry, or None if no id of its block was ever indexed.
-    fn get(&self, h: Handle) -> Option<&AtomicU64> {
-        self.0.get(h.id())
-    }
-
-    /// The entry, allocating its block; the bool says a block was allocated.
-    fn get_or_alloc(&self, h: Handle) -> (&AtomicU64, bool) {
-        self.0.get_or_alloc(h.id())
-    }
-
-    /// Every entry's value (Relaxed: the check holds every shard lock).
-    fn values(&self) -> impl Iterator<Item = u64> + '_ {
-        self.0
-            .blocks()
-            .flat_map(|(_, b)| b.iter().map(|e| e.load(Ordering::Relaxed)))
-    }
-}
-
 /// The dedup index of one store.
 pub(crate) struct Dedup {
     /// SHARDS tables; a key's shard is `Key::shard`.
     shards: Box<[Padded]>,
-    /// Reference counts and keys per handle id.
-    meta: Meta,
     /// Bytes of all shard tables' slots (changes under the shard locks).
     table_bytes: AtomicU64,
-    /// Bytes of allocated meta blocks (only grows).
-    meta_bytes: AtomicU64,
 }
 
 impl Dedup {
     pub(crate) fn new() -> Dedup {
         Dedup {
             shards: (0..SHARDS).map(|_| Padded(Mutex::default())).collect(),
-            meta: Meta(AtomicTable::new()),
             table_bytes: AtomicU64::new(0),
-            meta_bytes: AtomicU64::new(0),
         }
     }
 
@@ -279,34 +249,26 @@ impl Dedup {
     /// block's, and take a reference to it.
     pub(crate) fn lookup(
         &self,
+        meta: &Meta,
         key: Key,
         mut verify: impl FnMut(Handle) -> bool,
     ) -> Option<Handle> {
         let shard = self.shard(key).lock();
         let i = shard.find(key, |s| {
             let h = slot_handle(s);
-            let refs = self.meta.get(h).expect("indexed").load(Ordering::Acquire) & REFS_MASK;
-            refs < REFS_MASK && verify(h)
+            let (_, refs) = meta.indexed(h).expect("a slot's object is indexed");
+            refs < MAX_REFS && verify(h)
         })?;
         let h = slot_handle(shard.slots[i]);
-        // Under the shard lock: nobody else changes this entry now.
-        self.meta
-            .get(h)
-            .expect("indexed")
-            .fetch_add(1, Ordering::AcqRel);
+        // Under the shard lock: no other reference count changes meanwhile.
+        meta.add_ref(h);
         Some(h)
     }
 
     /// Index a new object holding content of `key`, with one reference.
-    pub(crate) fn insert(&self, key: Key, h: Handle) {
-        let (meta, fresh) = self.meta.get_or_alloc(h);
-        if fresh {
-            self.meta_bytes
-                .fetch_add((BLOCK * 8) as u64, Ordering::Relaxed);
-        }
+    pub(crate) fn insert(&self, meta: &Meta, key: Key, h: Handle) {
         let mut shard = self.shard(key).lock();
-        debug_assert_eq!(meta.load(Ordering::Relaxed), 0, "handle already indexed");
-        meta.store(u64::from(key.0) << 32 | 1, Ordering::Release);
+        meta.index(h, key.0);
         let delta = shard.insert(slot_of(key, h));
         self.account(delta);
     }
@@ -315,40 +277,31 @@ impl Dedup {
     /// to (so it is indexed exactly when its refs are above 0, and cannot
     /// leave the index meanwhile). False when it is not indexed or its count
     /// is saturated: the caller then stores a copy instead. Under the shard
-    /// lock, because `release` decrements with a load and a store under it.
-    pub(crate) fn share(&self, h: Handle) -> bool {
-        let Some(meta) = self.meta.get(h) else {
+    /// lock, so the count checked is the count raised.
+    pub(crate) fn share(&self, meta: &Meta, h: Handle) -> bool {
+        let Some((key, _)) = meta.indexed(h) else {
             return false;
         };
-        let v = meta.load(Ordering::Acquire);
-        if v & REFS_MASK == 0 {
-            return false;
+        let _shard = self.shard(Key(key)).lock();
+        match meta.indexed(h) {
+            Some((_, refs)) if refs < MAX_REFS => {
+                meta.add_ref(h);
+                true
+            }
+            _ => false,
         }
-        let _shard = self.shard(Key((v >> 32) as u32)).lock();
-        let v = meta.load(Ordering::Acquire);
-        if v & REFS_MASK == 0 || v & REFS_MASK == REFS_MASK {
-            return false;
-        }
-        meta.store(v + 1, Ordering::Release);
-        true
     }
 
     /// Drop one reference to `h`.
-    pub(crate) fn release(&self, h: Handle) -> Release {
-        let Some(meta) = self.meta.get(h) else {
-            return Release::NotIndexed;
-        };
+    pub(crate) fn release(&self, meta: &Meta, h: Handle) -> Release {
         // The caller holds a reference: if indexed, refs > 0 and the key is
         // stable until we drop it; if not indexed, nobody can index it.
-        let v = meta.load(Ordering::Acquire);
-        if v & REFS_MASK == 0 {
+        let Some((key, _)) = meta.indexed(h) else {
             return Release::NotIndexed;
-        }
-        let key = Key((v >> 32) as u32);
+        };
+        let key = Key(key);
         let mut shard = self.shard(key).lock();
-        let v = meta.load(Ordering::Acquire);
-        if v & REFS_MASK > 1 {
-            meta.store(v - 1, Ordering::Release);
+        if meta.drop_ref(h) > 0 {
             return Release::Shared;
         }
         let target = slot_of(key, h);
@@ -356,30 +309,26 @@ impl Dedup {
             .find(key, |s| s == target)
             .expect("indexed handle has a slot");
         let delta = shard.remove_at(i);
-        meta.store(0, Ordering::Release);
         // Under the lock, so debug_check's byte count is exact.
         self.account(delta);
         Release::Last
     }
 
     /// Live blocks naming `h` (0 if not indexed).
-    pub(crate) fn refs(&self, h: Handle) -> u64 {
-        self.meta
-            .get(h)
-            .map_or(0, |m| m.load(Ordering::Acquire) & REFS_MASK)
+    pub(crate) fn refs(&self, meta: &Meta, h: Handle) -> u64 {
+        meta.indexed(h).map_or(0, |(_, refs)| refs)
     }
 
-    /// Memory the index holds: shard tables, meta blocks, the fixed parts.
+    /// Memory the index holds: shard tables and the fixed part (the words
+    /// are the store's, in `recomp_meta_bytes`).
     pub(crate) fn index_bytes(&self) -> u64 {
-        self.table_bytes.load(Ordering::Relaxed)
-            + self.meta_bytes.load(Ordering::Relaxed)
-            + (AtomicTable::dir_bytes() + SHARDS * std::mem::size_of::<Padded>()) as u64
+        self.table_bytes.load(Ordering::Relaxed) + (SHARDS * std::mem::size_of::<Padded>()) as u64
     }
 
     /// Check the invariants with every shard locked (so safe while puts,
     /// frees, compaction and writeback run); returns (indexed objects, sum
     /// of refs). Panics on a violation. Every indexed handle must be live.
-    pub(crate) fn debug_check(&self, pool: &Pool) -> (u64, u64) {
+    pub(crate) fn debug_check(&self, meta: &Meta, pool: &Pool) -> (u64, u64) {
         let guards: Vec<_> = self.shards.iter().map(|s| s.0.lock()).collect();
         let mut objects = 0u64;
         let mut table_bytes = 0u64;
@@ -392,13 +341,8 @@ impl Dedup {
                 let key = slot_key(s);
                 assert_eq!(key.shard(), si, "slot in the wrong shard");
                 let h = slot_handle(s);
-                let m = self
-                    .meta
-                    .get(h)
-                    .expect("indexed handle has meta")
-                    .load(Ordering::Relaxed);
-                assert_eq!((m >> 32) as u32, key.0, "meta key differs from slot key");
-                assert!(m & REFS_MASK > 0, "indexed handle with no reference");
+                let (word_key, _) = meta.indexed(h).expect("indexed handle with no reference");
+                assert_eq!(word_key, key.0, "the word's key differs from the slot's");
                 assert!(pool.object_len(h) > 0, "indexed object is empty");
                 // Reachable from home: no empty slot in between.
                 let mut j = key.home(mask);
@@ -413,7 +357,7 @@ impl Dedup {
         }
         let mut with_refs = 0u64;
         let mut refs = 0u64;
-        for r in self.meta.values().map(|v| v & REFS_MASK).filter(|&r| r > 0) {
+        for (_, r) in meta.all_indexed() {
             with_refs += 1;
             refs += r;
         }

@@ -179,12 +179,14 @@ fn hash_match_with_other_content_is_not_shared() {
                 .unwrap(),
         )
         .unwrap();
-    d.insert(Key::of(&content(3)), fake);
+    s.meta.born(fake);
+    d.insert(&s.meta, Key::of(&content(3)), fake);
     let b = s.put(&content(3)).unwrap();
     assert_ne!(handle(&b), Some(fake));
     assert_eq!(read(&s, &b), content(3));
     assert_eq!(s.stats().dedup_collisions, 1);
-    assert_eq!(d.release(fake), Release::Last);
+    assert_eq!(d.release(&s.meta, fake), Release::Last);
+    s.meta.died(fake);
     s.pool.free(fake);
     s.free(a);
     s.free(b);

@@ -36,6 +36,7 @@
 
 mod commands;
 mod dedup;
+mod meta;
 mod recompress;
 mod stats;
 pub(crate) mod unit;
@@ -43,7 +44,7 @@ pub(crate) mod unit;
 pub use crate::pool::{ClassStats, PoolStats, WritebackReport, WritebackRequest};
 use crate::pool::{Handle, Pool, PoolConfig, PoolError};
 use dedup::{Dedup, Key, Release};
-use recompress::Meta;
+use meta::Meta;
 pub use recompress::{Outcome, Which};
 pub use stats::StoreStats;
 use std::cell::RefCell;
@@ -262,7 +263,7 @@ impl Store {
             return self.put_new(data);
         };
         let key = Key::of(data);
-        if let Some(h) = dedup.lookup(key, |h| self.holds(h, data)) {
+        if let Some(h) = dedup.lookup(&self.meta, key, |h| self.holds(h, data)) {
             let len = self.pool.object_len(h) as u64;
             self.dedup_pages.fetch_add(1, Ordering::Relaxed);
             self.dedup_data_size.fetch_add(len, Ordering::Relaxed);
@@ -282,7 +283,7 @@ impl Store {
         // memory until one is freed, never correctness.
         let block = self.put_new(data)?;
         if let Block::Lz4(h) | Block::Raw(h) = block {
-            dedup.insert(key, h);
+            dedup.insert(&self.meta, key, h);
         }
         Ok(block)
     }
@@ -449,7 +450,7 @@ impl Store {
         let release = self
             .dedup
             .as_ref()
-            .map_or(Release::NotIndexed, |d| d.release(h));
+            .map_or(Release::NotIndexed, |d| d.release(&self.meta, h));
         if release == Release::Shared {
             self.dedup_pages.fetch_sub(1, Ordering::Relaxed);
             self.dedup_data_size.fetch_sub(n, Ordering::Relaxed);
@@ -471,7 +472,7 @@ impl Store {
     ///   compression, no read. Counted as a dedup hit (`dedup_pages`).
     /// * A block of a unit: one more reference to the unit, with or
     ///   without dedup (units are never in the dedup index).
-    /// * Otherwise (`dedup=off`, or a count at its 2^32 - 1 ceiling): the
+    /// * Otherwise (`dedup=off`, or a count at its 2^30 - 1 ceiling): the
     ///   block is read and stored again, a copy of its own. Registering
     ///   objects in an index that `dedup=off` promised not to keep would
     ///   change what that option means; callers that care (the fs core)
@@ -484,16 +485,16 @@ impl Store {
                     .fetch_add(self.block_size as u64, Ordering::Relaxed);
                 return Ok(Block::Same(b));
             }
-            Block::Zstd { unit, .. } => {
-                self.meta.unit_ref(unit);
+            Block::Zstd { unit, .. } if self.meta.unit_ref(unit) => {
                 self.recomp_pages.fetch_add(1, Ordering::Relaxed);
                 self.orig_data_size
                     .fetch_add(self.block_size as u64, Ordering::Relaxed);
                 return Ok(*block);
             }
+            Block::Zstd { .. } => return self.copy_of(block),
             Block::Lz4(h) | Block::Raw(h) => h,
         };
-        if self.dedup.as_ref().is_some_and(|d| d.share(h)) {
+        if self.dedup.as_ref().is_some_and(|d| d.share(&self.meta, h)) {
             let len = self.pool.object_len(h) as u64;
             self.dedup_pages.fetch_add(1, Ordering::Relaxed);
             self.dedup_data_size.fetch_add(len, Ordering::Relaxed);
@@ -505,6 +506,12 @@ impl Store {
             };
             return Ok(*block);
         }
+        self.copy_of(block)
+    }
+
+    /// A block of its own with `block`'s content (`share` when it cannot
+    /// take a reference).
+    fn copy_of(&self, block: &Block) -> Result<Block, StoreError> {
         let mut buf = vec![0u8; self.block_size];
         self.get(block, &mut buf)?;
         self.put(&buf)
@@ -521,7 +528,7 @@ impl Store {
         match (*block, &self.dedup) {
             (Block::Same(_), _) => 0,
             (Block::Zstd { unit, .. }, _) => self.meta.unit_refs(unit),
-            (Block::Lz4(h) | Block::Raw(h), Some(d)) => d.refs(h).max(1),
+            (Block::Lz4(h) | Block::Raw(h), Some(d)) => d.refs(&self.meta, h).max(1),
             (_, None) => 1,
         }
     }
@@ -531,7 +538,7 @@ impl Store {
     pub fn debug_check_consistency(&self) {
         self.pool.debug_check_consistency();
         if let Some(d) = &self.dedup {
-            d.debug_check(&self.pool);
+            d.debug_check(&self.meta, &self.pool);
         }
     }
 
@@ -544,7 +551,7 @@ impl Store {
         let ps = self.pool.stats();
         let st = self.stats();
         if let Some(d) = &self.dedup {
-            let (objects, refs) = d.debug_check(&self.pool);
+            let (objects, refs) = d.debug_check(&self.meta, &self.pool);
             assert_eq!(
                 objects + st.recomp_units,
                 ps.objects + ps.disk_objects,

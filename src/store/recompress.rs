@@ -5,30 +5,17 @@
 //! reads and frees of blocks that live in one. The unit format is
 //! `unit.rs`'s.
 //!
-//! # Per-object state (`Meta`)
+//! # Per-object state
 //!
-//! One `AtomicU64` per pool handle id, in a lazily allocated table beside
-//! the pool's own handle table:
-//!
-//! ```text
-//!  bit 63      ACCESSED  an LZ4/raw object was written or read since the
-//!                        last recompression pass looked at it
-//!  bit 62      SKIP      zstd did not save enough on it: never retried
-//!                        while the object lives (zram's ZRAM_INCOMPRESSIBLE)
-//!  bits 31..0  refs      for a unit object: blocks naming it
-//! ```
-//!
-//! Reads only *set* ACCESSED (one load, and an atomic or only when it was
-//! clear): no list is touched on a read, the lesson of the zsmalloc LRU
-//! crash. A pass *takes* the bit (clears it and looks at what it was): a
-//! block whose bit was already clear has been neither written nor read for
-//! a whole pass interval, which is `recompress_after=`; that is zram's
-//! `idle` marking, done by the pass itself.
-//!
-//! Orderings: the flags are hints and publish nothing: `Relaxed`. A unit's
-//! reference count follows `Arc`: increments `Relaxed` (the caller already
-//! holds a reference, through its block), the decrement `AcqRel`, so the
-//! thread that frees the object sees every other holder's last use of it.
+//! Each object's word (`meta.rs`) carries recompression's two flags and,
+//! for a unit, the count of blocks naming it. Reads only *set* ACCESSED
+//! (one load, and an atomic or only when it was clear): no list is touched
+//! on a read, the lesson of the zsmalloc LRU crash. A pass *takes* the bit
+//! (clears it and looks at what it was): a block whose bit was already
+//! clear has been neither written nor read for a whole pass interval, which
+//! is `recompress_after=`; that is zram's `idle` marking, done by the pass
+//! itself. An object zstd did not shrink enough is marked SKIP and never
+//! tried again while it lives.
 //!
 //! # Reads of units
 //!
@@ -44,13 +31,8 @@
 use super::unit::{self, MAX_UNIT_BLOCKS};
 use super::{Block, Store, StoreError};
 use crate::pool::Handle;
-use crate::util::table::AtomicTable;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-const ACCESSED: u64 = 1 << 63;
-const SKIP: u64 = 1 << 62;
-const REFS: u64 = (1 << 32) - 1;
+use std::sync::atomic::Ordering;
 
 /// A unit is kept only if it is at most this share of the objects it
 /// replaces (in 1/8ths): below a 1/8 saving, the extra CPU of reading a
@@ -80,110 +62,6 @@ pub enum Outcome {
     /// read (a damaged object: the read that meets it says so): nothing
     /// changed, counted in `recomp_failed`.
     Failed,
-}
-
-/// The per-handle words. See the module comment.
-pub(super) struct Meta {
-    table: AtomicTable,
-}
-
-impl Meta {
-    pub(super) fn new() -> Meta {
-        Meta {
-            table: AtomicTable::new(),
-        }
-    }
-
-    fn id(h: Handle) -> u32 {
-        h.id()
-    }
-
-    /// A new LZ4/raw object: counts as just accessed, nothing refused yet.
-    pub(super) fn born(&self, h: Handle) {
-        self.table
-            .get_or_alloc(Self::id(h))
-            .0
-            .store(ACCESSED, Ordering::Relaxed);
-    }
-
-    /// A read or a new reference: set ACCESSED if clear (no store when set,
-    /// so hot reads leave the cache line shared).
-    #[inline]
-    pub(super) fn touch(&self, h: Handle) {
-        if let Some(e) = self.table.get(Self::id(h)) {
-            if e.load(Ordering::Relaxed) & ACCESSED == 0 {
-                e.fetch_or(ACCESSED, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Clear ACCESSED; whether it was set.
-    fn take_accessed(&self, h: Handle) -> bool {
-        self.table
-            .get(Self::id(h))
-            .is_some_and(|e| e.fetch_and(!ACCESSED, Ordering::Relaxed) & ACCESSED != 0)
-    }
-
-    fn skipped(&self, h: Handle) -> bool {
-        self.table
-            .get(Self::id(h))
-            .is_some_and(|e| e.load(Ordering::Relaxed) & SKIP != 0)
-    }
-
-    fn mark_skip(&self, h: Handle) {
-        self.table
-            .get_or_alloc(Self::id(h))
-            .0
-            .fetch_or(SKIP, Ordering::Relaxed);
-    }
-
-    /// A new unit named by `n` blocks.
-    fn unit_born(&self, h: Handle, n: u64) {
-        self.table
-            .get_or_alloc(Self::id(h))
-            .0
-            .store(n, Ordering::Relaxed);
-    }
-
-    /// One more block names unit `h` (the caller holds one already).
-    pub(super) fn unit_ref(&self, h: Handle) {
-        let e = self
-            .table
-            .get(Self::id(h))
-            .expect("a live unit has its word");
-        let old = e.fetch_add(1, Ordering::Relaxed);
-        debug_assert!(old & REFS != 0 && old & REFS < REFS, "unit refs {old:#x}");
-    }
-
-    /// Drop one block's reference to unit `h`; true when it was the last.
-    pub(super) fn unit_unref(&self, h: Handle) -> bool {
-        let e = self
-            .table
-            .get(Self::id(h))
-            .expect("a live unit has its word");
-        let old = e.fetch_sub(1, Ordering::AcqRel);
-        debug_assert!(old & REFS != 0, "unit refs underflow");
-        old & REFS == 1
-    }
-
-    pub(super) fn unit_refs(&self, h: Handle) -> u64 {
-        self.table
-            .get(Self::id(h))
-            .map_or(0, |e| e.load(Ordering::Relaxed) & REFS)
-    }
-
-    /// The object is gone: its id starts clean when reused.
-    pub(super) fn died(&self, h: Handle) {
-        if let Some(e) = self.table.get(Self::id(h)) {
-            e.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// Memory of the table, outside the pool.
-    pub(super) fn bytes(&self) -> u64 {
-        let block = crate::util::table::BLOCK * std::mem::size_of::<AtomicU64>();
-        (self.table.blocks().count() * block + AtomicTable::dir_bytes()) as u64
-    }
 }
 
 thread_local! {

@@ -41,7 +41,7 @@ pub struct StoreStats {
     pub recomp_failed: u64,
     /// Block reads served from units, cumulative.
     pub recomp_reads: u64,
-    /// Memory of the per-handle recompression state, outside the pool.
+    /// Memory of the per-object words (`meta.rs`), outside the pool.
     pub recomp_meta_bytes: u64,
 }
 

@@ -1,10 +1,18 @@
 //! A lazily allocated two-level table of `AtomicU64`, indexed by a 31-bit id.
 //!
-//! A directory of 2^15 pointers, each null or a block of 2^16 entries
-//! allocated the first time an id in it is asked for. A lookup is two loads
-//! and never takes a lock; a table of a few live ids costs one block, not
+//! A directory of 2^19 pointers, each null or a block of 2^12 entries
+//! (32 KiB) allocated the first time an id in it is asked for. A lookup is
+//! two loads and never takes a lock. Memory follows the highest id used: a
+//! table of a few live ids costs one block and one page of directory, not
 //! 2^31 entries. Used by the pool's handle table (`pool/handles.rs`) and the
-//! dedup index's per-handle meta (`store/dedup.rs`).
+//! store's per-object words (`store/meta.rs`).
+//!
+//! Why these sizes: the tables are sized by the highest id ever handed out
+//! (on the bench's real tree, 208,676 at the peak of a copy), so a block is
+//! the unit of waste past it; 32 KiB blocks waste at most 32 KiB a table
+//! where 512 KiB ones wasted up to 512 KiB. The directory (4 MiB for 2^31
+//! ids) is an anonymous mapping of its own, so only its pages that hold a
+//! published pointer are ever resident: 4 KiB for the first 2^21 ids.
 //!
 //! Orderings: a block is published with one `AcqRel` compare-exchange
 //! (null -> block; a loser frees its own block) and found with `Acquire`
@@ -14,26 +22,54 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-const BLOCK_BITS: u32 = 16;
+const BLOCK_BITS: u32 = 12;
 /// Entries per block.
 pub(crate) const BLOCK: usize = 1 << BLOCK_BITS;
 /// Ids are below this (a pool slot stores one with a spare top bit).
 pub(crate) const MAX_IDS: u32 = 1 << 31;
 const DIR: usize = (MAX_IDS as usize) >> BLOCK_BITS;
+const DIR_BYTES: usize = DIR * std::mem::size_of::<AtomicPtr<AtomicU64>>();
 
 pub(crate) struct AtomicTable {
+    /// DIR pointers in a private anonymous mapping (zero until written).
     /// Invariant: dir[i] is null or a leaked `Box<[AtomicU64; BLOCK]>` that
     /// lives until the table drops. Set once (null -> block), never changed.
-    dir: Box<[AtomicPtr<AtomicU64>]>,
+    dir: std::ptr::NonNull<AtomicPtr<AtomicU64>>,
 }
+
+// SAFETY: the directory is only touched through atomics, and the blocks it
+// points to are AtomicU64s owned by the table.
+unsafe impl Send for AtomicTable {}
+unsafe impl Sync for AtomicTable {}
 
 impl AtomicTable {
     pub fn new() -> AtomicTable {
+        // SAFETY: a fresh private anonymous mapping. MAP_NORESERVE: 4 MiB of
+        // address space, of which only the touched pages ever cost memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                DIR_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert!(
+            p != libc::MAP_FAILED,
+            "mapping the {DIR_BYTES}-byte id table directory: {}",
+            std::io::Error::last_os_error()
+        );
         AtomicTable {
-            dir: (0..DIR)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
+            // Zero-filled memory is a valid array of null AtomicPtrs.
+            dir: std::ptr::NonNull::new(p.cast()).expect("mmap returned null"),
         }
+    }
+
+    fn dir(&self) -> &[AtomicPtr<AtomicU64>] {
+        // SAFETY: `dir` maps DIR zero-initialised AtomicPtrs for the table's life.
+        unsafe { std::slice::from_raw_parts(self.dir.as_ptr(), DIR) }
     }
 
     /// The entry of `id`, or None if its block was never allocated.
@@ -41,7 +77,7 @@ impl AtomicTable {
     pub fn get(&self, id: u32) -> Option<&AtomicU64> {
         debug_assert!(id < MAX_IDS);
         // Acquire pairs with the publishing CAS in get_or_alloc.
-        let p = self.dir[(id >> BLOCK_BITS) as usize].load(Ordering::Acquire);
+        let p = self.dir()[(id >> BLOCK_BITS) as usize].load(Ordering::Acquire);
         // SAFETY: p is a live block of BLOCK entries (invariant of dir).
         (!p.is_null()).then(|| unsafe { &*p.add(id as usize & (BLOCK - 1)) })
     }
@@ -53,7 +89,7 @@ impl AtomicTable {
         if let Some(e) = self.get(id) {
             return (e, false);
         }
-        let slot = &self.dir[(id >> BLOCK_BITS) as usize];
+        let slot = &self.dir()[(id >> BLOCK_BITS) as usize];
         let block: Box<[AtomicU64]> = (0..BLOCK).map(|_| AtomicU64::new(0)).collect();
         let p = Box::into_raw(block).cast::<AtomicU64>();
         // AcqRel: Release publishes the zeroed block to every later Acquire
@@ -70,7 +106,7 @@ impl AtomicTable {
 
     /// Every allocated block with the id of its first entry.
     pub fn blocks(&self) -> impl Iterator<Item = (u32, &[AtomicU64])> {
-        self.dir.iter().enumerate().filter_map(|(i, d)| {
+        self.dir().iter().enumerate().filter_map(|(i, d)| {
             let p = d.load(Ordering::Acquire);
             // SAFETY: as in get.
             (!p.is_null()).then(|| {
@@ -81,21 +117,34 @@ impl AtomicTable {
         })
     }
 
-    /// Heap bytes of the directory (blocks are `BLOCK * 8` each on top).
-    pub const fn dir_bytes() -> usize {
-        DIR * std::mem::size_of::<AtomicPtr<AtomicU64>>()
+    /// Memory the table holds: its blocks, and the directory's pages that
+    /// hold a pointer (the others were never written, so never resident).
+    pub fn bytes(&self) -> u64 {
+        const PTRS_PER_PAGE: u32 = 4096 / std::mem::size_of::<AtomicPtr<AtomicU64>>() as u32;
+        let (mut blocks, mut pages, mut last_page) = (0u64, 0u64, None);
+        for (first, _) in self.blocks() {
+            blocks += 1;
+            let page = (first >> BLOCK_BITS) / PTRS_PER_PAGE;
+            if last_page != Some(page) {
+                pages += 1;
+                last_page = Some(page);
+            }
+        }
+        blocks * (BLOCK * std::mem::size_of::<AtomicU64>()) as u64 + pages * 4096
     }
 }
 
 impl Drop for AtomicTable {
     fn drop(&mut self) {
-        for slot in self.dir.iter() {
+        for slot in self.dir() {
             let p = slot.load(Ordering::Relaxed);
             if !p.is_null() {
                 // SAFETY: allocated in get_or_alloc as a boxed slice of BLOCK.
                 drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
             }
         }
+        // SAFETY: mapped in `new` with this length; no reference outlives self.
+        unsafe { libc::munmap(self.dir.as_ptr().cast(), DIR_BYTES) };
     }
 }
 
@@ -107,6 +156,7 @@ mod tests {
     fn ids_across_blocks() {
         let t = AtomicTable::new();
         assert!(t.get(5).is_none());
+        assert_eq!(t.bytes(), 0);
         for id in 0..(BLOCK as u32 + 10) {
             let (e, fresh) = t.get_or_alloc(id);
             assert_eq!(fresh, id == 0 || id == BLOCK as u32);
@@ -117,5 +167,11 @@ mod tests {
             BLOCK as u64 + 4
         );
         assert_eq!(t.blocks().count(), 2);
+        assert_eq!(t.bytes(), (2 * BLOCK * 8 + 4096) as u64);
+        // The top id: its block and the directory's last page, not the
+        // pages in between.
+        t.get_or_alloc(MAX_IDS - 1).0.store(7, Ordering::Relaxed);
+        assert_eq!(t.get(MAX_IDS - 1).unwrap().load(Ordering::Relaxed), 7);
+        assert_eq!(t.bytes(), (3 * BLOCK * 8 + 2 * 4096) as u64);
     }
 }
