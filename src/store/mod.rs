@@ -55,17 +55,27 @@ pub use unit::{max_object_size, MAX_UNIT_BLOCKS};
 /// A stored block. 8 bytes; lives in the inode's block map. With dedup,
 /// several blocks may name one handle; each is one reference. Blocks of a
 /// zstd unit name its handle too, each with its place in the unit.
+///
+/// `repr(u8)` with odd discriminants: the first byte of a `Block` is its
+/// tag, and odd, which is how a file's block map (`fs/data/map.rs`) tells
+/// a block kept in its own word from a pointer (whose low byte is even).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Block {
     /// Every byte of the block is this value; nothing in the pool.
-    Same(u8),
+    Same(u8) = 1,
     /// LZ4 block-compressed object in the pool.
-    Lz4(Handle),
+    Lz4(Handle) = 3,
     /// Uncompressed object of exactly `block_size` bytes in the pool.
-    Raw(Handle),
+    Raw(Handle) = 5,
     /// Block `index` of a recompressed unit (`recompress.rs`, `unit.rs`).
-    Zstd { unit: Handle, index: u8 },
+    /// `index` first, so the tag, it and the handle take 8 bytes.
+    Zstd { index: u8, unit: Handle } = 7,
 }
+
+// The block map relies on these.
+const _: () = assert!(std::mem::size_of::<Block>() == 8);
+const _: () = assert!(std::mem::size_of::<Option<Block>>() == 8);
 
 /// Why a block could not be stored or loaded, or a pool command failed.
 #[derive(Debug, thiserror::Error)]

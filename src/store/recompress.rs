@@ -147,6 +147,14 @@ impl Store {
         )
     }
 
+    /// A pass is over on this thread: give back what packing kept for the
+    /// next unit (the zstd context, the pack buffers), before the pass's
+    /// compaction hands free heap pages back.
+    pub fn recompress_done(&self) {
+        unit::free_compressor();
+        PACK.with(|p| *p.borrow_mut() = Default::default());
+    }
+
     /// Load block `index` of unit `h` into `out`.
     pub(super) fn get_from_unit(
         &self,

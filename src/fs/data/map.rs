@@ -10,29 +10,113 @@
 //! [`keeps_dense`] choose between them, a dense map turning sparse as soon
 //! as it is wasteful and a sparse one turning dense only once enough
 //! changes have paid for the copy (`Sparse::credit`). An empty map has no
-//! allocation.
+//! allocation, and neither has a map of one block at index 0, the map of
+//! every file of up to one block (most files of a source tree: 37,329 of
+//! the bench's 52,928): that block is kept in the map's own word.
 //!
-//! [`Thin`] is the only unsafe code: it owns the one allocation, whose
-//! first field, a u32, says which form it is (`SPARSE`, or the dense
-//! `Head::cap`), and lends it out as a [`Form`]; everything else is safe
-//! code on slices, the Vec and the B-tree.
+//! The unsafe code is in two places. [`Thin`] owns the one allocation,
+//! whose first field, a u32, says which form it is (`SPARSE`, or the dense
+//! `Head::cap`), and lends it out as a [`Form`]. [`Word`] is the map's
+//! 8 bytes, a pointer or a block, told apart by its first byte. Everything
+//! else is safe code on slices, the Vec and the B-tree.
 
 use crate::store::Block;
 use std::alloc::{self, Layout};
 use std::collections::{btree_map, BTreeMap};
+use std::mem::ManuallyDrop;
 use std::ops::{Bound, Range, RangeBounds};
 use std::ptr::NonNull;
 
 /// A file's block map: index -> block, with the BTreeMap methods the code
 /// uses, of the same names and meaning (its iterators yield the index by
 /// value, as the dense form stores none). 8 bytes; no allocation while the
-/// file has no blocks. A dense map costs 12 bytes plus 8 a slot in one
+/// file has no blocks, or only block 0. A dense map costs 12 bytes plus 8 a slot in one
 /// malloc chunk (a 5-block file: 52 bytes, a 64-byte chunk), its growth
 /// doubling and its slack given back when the file is flushed (e.g.
 /// closed). A sparse map costs a 40-byte box plus 16 bytes a block in a
 /// sorted Vec, up to `SMALL_MAX` blocks, or about 28 in a B-tree beyond.
-#[derive(Default)]
-pub(super) struct BlockMap(Option<Thin>);
+pub(super) struct BlockMap(Word);
+
+/// The map's 8 bytes: no blocks (a null pointer), an allocation (a
+/// pointer), or block 0 alone (the block). The first byte tells them
+/// apart: a `Block`'s is its tag, always odd (`store::Block` is `repr(u8)`
+/// with odd discriminants for this), and a pointer's is even (allocations
+/// here are 4-aligned, and null is 0). Only the accessors below read it.
+#[repr(C)]
+union Word {
+    many: ManuallyDrop<Option<Thin>>,
+    one: Block,
+}
+
+impl Default for BlockMap {
+    fn default() -> BlockMap {
+        BlockMap(Word {
+            many: ManuallyDrop::new(None),
+        })
+    }
+}
+
+impl Drop for BlockMap {
+    fn drop(&mut self) {
+        self.drop_many();
+    }
+}
+
+impl BlockMap {
+    fn is_one(&self) -> bool {
+        // SAFETY: the first byte is initialised in both forms: a Block's
+        // tag (repr(u8) puts it first), a pointer's low byte.
+        unsafe { *std::ptr::addr_of!(self.0).cast::<u8>() & 1 == 1 }
+    }
+
+    /// Block 0, when the map holds only it, in its word.
+    fn one(&self) -> Option<&Block> {
+        if !self.is_one() {
+            // Not even a reference to `one` then: its bytes are a pointer.
+            return None;
+        }
+        // SAFETY: an odd first byte means `one` was the field last written.
+        Some(unsafe { &self.0.one })
+    }
+
+    /// The allocation, if the map has one.
+    fn thin(&self) -> Option<&Thin> {
+        if self.is_one() {
+            return None;
+        }
+        // SAFETY: an even first byte means `many` was the field last written.
+        unsafe { self.0.many.as_ref() }
+    }
+
+    fn thin_mut(&mut self) -> Option<&mut Thin> {
+        if self.is_one() {
+            return None;
+        }
+        // SAFETY: as in `thin`.
+        unsafe { (*self.0.many).as_mut() }
+    }
+
+    /// Drop the allocation, if any (the word is then stale until set).
+    fn drop_many(&mut self) {
+        if !self.is_one() {
+            // SAFETY: `many` is the live field; the caller overwrites the
+            // word before it is read again.
+            unsafe { ManuallyDrop::drop(&mut self.0.many) };
+        }
+    }
+
+    fn set_many(&mut self, t: Option<Thin>) {
+        self.drop_many();
+        self.0 = Word {
+            many: ManuallyDrop::new(t),
+        };
+    }
+
+    fn set_one(&mut self, b: Block) {
+        self.drop_many();
+        self.0 = Word { one: b };
+    }
+}
 
 /// Most blocks a sparse map keeps in a sorted Vec: 16 KiB of entries. An
 /// insert in the middle moves at most that much, about a microsecond, less
@@ -323,6 +407,8 @@ enum Iter<'a> {
     },
     Small(std::slice::Iter<'a, (u64, Block)>),
     Tree(btree_map::Range<'a, u64, Block>),
+    /// Block 0 of a one-block map, until taken.
+    One(Option<&'a Block>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -338,6 +424,7 @@ impl<'a> Iterator for Iter<'a> {
             },
             Iter::Small(v) => v.next().map(|(k, b)| (*k, b)),
             Iter::Tree(t) => t.next().map(|(k, b)| (*k, b)),
+            Iter::One(b) => b.take().map(|b| (0, b)),
         }
     }
 }
@@ -451,7 +538,10 @@ impl Map {
 
 impl BlockMap {
     pub(super) fn get(&self, idx: &u64) -> Option<&Block> {
-        match self.0.as_ref()?.form() {
+        if let Some(b) = self.one() {
+            return (*idx == 0).then_some(b);
+        }
+        match self.thin()?.form() {
             Form::Dense { slots, .. } => slots.get(usize::try_from(*idx).ok()?)?.as_ref(),
             Form::Sparse(s) => s.map.get(*idx),
         }
@@ -462,7 +552,10 @@ impl BlockMap {
     }
 
     pub(super) fn len(&self) -> usize {
-        match self.0.as_ref().map(Thin::form) {
+        if self.is_one() {
+            return 1;
+        }
+        match self.thin().map(Thin::form) {
             None => 0,
             Some(Form::Dense { present, .. }) => present as usize,
             Some(Form::Sparse(s)) => s.map.len(),
@@ -475,7 +568,10 @@ impl BlockMap {
         r: R,
     ) -> impl Iterator<Item = (u64, &Block)> + '_ {
         let (lo, hi) = (r.start_bound().cloned(), r.end_bound().cloned());
-        match self.0.as_ref().map(Thin::form) {
+        if let Some(b) = self.one() {
+            return Iter::One((lo, hi).contains(&0).then_some(b));
+        }
+        match self.thin().map(Thin::form) {
             None => Iter::Small([].iter()),
             Some(Form::Dense { slots, .. }) => {
                 let r = slot_range(lo, hi, slots.len());
@@ -494,12 +590,23 @@ impl BlockMap {
 
     pub(super) fn insert(&mut self, idx: u64, b: Block) -> Option<Block> {
         let span = idx.saturating_add(1);
-        let Some(thin) = &mut self.0 else {
-            self.0 = Some(if fits_dense(span, 1) {
-                Thin::dense_from([(idx, b)].into_iter(), span, 1)
+        if let Some(&old) = self.one() {
+            if idx == 0 {
+                self.set_one(b);
+                return Some(old);
+            }
+            // A second block: block 0 moves into an allocation, and the
+            // insert goes on as for any map.
+            self.set_many(Some(Thin::dense_from([(0, old)].into_iter(), 1, 1)));
+        }
+        let Some(thin) = self.thin_mut() else {
+            if idx == 0 {
+                self.set_one(b);
+            } else if fits_dense(span, 1) {
+                self.set_many(Some(Thin::dense_from([(idx, b)].into_iter(), span, 1)));
             } else {
-                Thin::sparse(Map::Small(vec![(idx, b)]))
-            });
+                self.set_many(Some(Thin::sparse(Map::Small(vec![(idx, b)]))));
+            }
             return None;
         };
         let (cap, present) = match thin.form_mut() {
@@ -542,11 +649,17 @@ impl BlockMap {
         None
     }
 
-    /// Give back spare capacity, and make a sparse map dense if it now fits
-    /// (and has paid for it).
+    /// Give back spare capacity, make a sparse map dense if it now fits
+    /// (and has paid for it), and keep a lone block 0 in the word.
     pub(super) fn shrink(&mut self) {
         self.densify_if_paid();
-        let Some(thin) = &mut self.0 else {
+        if self.thin().is_some() && self.len() == 1 {
+            if let Some(&b) = self.get(&0) {
+                self.set_one(b);
+                return;
+            }
+        }
+        let Some(thin) = self.thin_mut() else {
             return;
         };
         match thin.form_mut() {
@@ -561,13 +674,20 @@ impl BlockMap {
     }
 
     pub(super) fn remove(&mut self, idx: &u64) -> Option<Block> {
-        let thin = self.0.as_mut()?;
+        if let Some(&b) = self.one() {
+            if *idx != 0 {
+                return None;
+            }
+            self.set_many(None);
+            return Some(b);
+        }
+        let thin = self.thin_mut()?;
         let (b, len, cap, present) = match thin.form_mut() {
             FormMut::Sparse(s) => {
                 let b = s.map.remove(*idx)?;
                 s.credit = s.credit.saturating_add(1);
                 if s.map.len() == 0 {
-                    self.0 = None;
+                    self.set_many(None);
                 } else {
                     self.densify_if_paid();
                 }
@@ -592,7 +712,7 @@ impl BlockMap {
             }
         };
         if present == 0 {
-            self.0 = None;
+            self.set_many(None);
         } else if !keeps_dense(u64::from(len), u64::from(present)) {
             let Form::Dense { slots, .. } = thin.form() else {
                 unreachable!("dense above")
@@ -609,7 +729,7 @@ impl BlockMap {
     /// Make a sparse map dense if that is the smaller form and it has had
     /// as many changes as the copy costs (`Sparse::credit`).
     fn densify_if_paid(&mut self) {
-        let Some(thin) = &mut self.0 else {
+        let Some(thin) = self.thin_mut() else {
             return;
         };
         let Form::Sparse(s) = thin.form() else {
@@ -638,7 +758,10 @@ mod tests {
     const HUGE: u64 = crate::fs::data::MAX_FILE_SIZE / 4096;
 
     fn form(m: &BlockMap) -> &'static str {
-        match m.0.as_ref().map(Thin::form) {
+        if m.one().is_some() {
+            return "one";
+        }
+        match m.thin().map(Thin::form) {
             None => "empty",
             Some(Form::Dense { .. }) => "dense",
             Some(Form::Sparse(Sparse {
@@ -662,7 +785,10 @@ mod tests {
         let got: Vec<(u64, u8)> = m.iter().map(|(k, b)| (k, val(b))).collect();
         let want: Vec<(u64, u8)> = model.iter().map(|(k, v)| (*k, *v)).collect();
         assert_eq!(got, want);
-        match m.0.as_ref().map(|t| (t, t.form())) {
+        match m.thin().map(|t| (t, t.form())) {
+            None if m.one().is_some() => {
+                assert_eq!(model.keys().collect::<Vec<_>>(), [&0], "one block, at 0");
+            }
             None => assert!(model.is_empty(), "only an empty map has no memory"),
             Some((t, Form::Dense { slots, present })) => {
                 assert!(present > 0 && present as usize == model.len());
@@ -678,7 +804,7 @@ mod tests {
             }
         }
         if model.is_empty() {
-            assert!(m.0.is_none(), "an empty map holds no memory");
+            assert_eq!(form(m), "empty", "an empty map holds no memory");
         }
     }
 
@@ -762,6 +888,7 @@ mod tests {
         check(&m, &model);
         for what in [
             "empty",
+            "one",
             "dense",
             "small",
             "tree",
@@ -900,20 +1027,37 @@ mod tests {
         for i in 0..5 {
             m.insert(i, Block::Same(0));
         }
-        assert_eq!(m.0.as_ref().unwrap().head().cap, 8, "doubling");
+        assert_eq!(m.thin().unwrap().head().cap, 8, "doubling");
         m.shrink();
-        let head = m.0.as_ref().unwrap().head();
+        let head = m.thin().unwrap().head();
         assert_eq!((head.cap, head.len, head.present), (5, 5, 5));
         assert_eq!(dense_layout(5).size(), 52);
         for i in 0..5 {
             m.remove(&i);
         }
-        assert!(m.0.is_none(), "an emptied map holds no memory");
+        assert_eq!(form(&m), "empty", "an emptied map holds no memory");
         // One block far out is sparse, and back to nothing when removed.
         m.insert(HUGE, Block::Same(0));
         assert_eq!(form(&m), "small");
         assert_eq!(m.range(HUGE..=HUGE).count(), 1);
         m.remove(&HUGE);
-        assert!(m.0.is_none(), "an emptied map holds no memory");
+        assert_eq!(form(&m), "empty", "an emptied map holds no memory");
+        // A one-block file needs no allocation at all; a second block
+        // moves it into one, and shrinking back to block 0 leaves it.
+        m.insert(0, Block::Same(7));
+        assert_eq!(form(&m), "one");
+        assert_eq!(m.insert(0, Block::Same(8)), Some(Block::Same(7)));
+        m.insert(1, Block::Same(9));
+        assert_eq!(form(&m), "dense");
+        m.remove(&1);
+        m.shrink();
+        assert_eq!(form(&m), "one");
+        assert_eq!(
+            m.iter().map(|(k, b)| (k, *b)).collect::<Vec<_>>(),
+            [(0, Block::Same(8))]
+        );
+        assert_eq!(m.range(1..).count(), 0);
+        assert_eq!(m.remove(&0), Some(Block::Same(8)));
+        assert_eq!(form(&m), "empty");
     }
 }

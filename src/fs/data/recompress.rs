@@ -99,6 +99,7 @@ impl Fs {
                 break;
             }
         }
+        self.store.recompress_done();
         // Every unit freed the objects it replaced, scattered over their
         // zspages: give the emptied pages back, as zram's compact would.
         if report.units > 0 {
