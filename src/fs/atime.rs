@@ -3,7 +3,7 @@
 //! copy_file_range source: reads the page cache serves never reach us, and
 //! the kernel never updates a FUSE inode's atime itself (S_NOATIME).
 
-use super::{now, FileKind, Fs, FsResult, Inner, Ino, Inode, CONTROL_INO};
+use super::{now, FileKind, Fs, FsResult, Inner, Ino, Inode, Stamp, CONTROL_INO};
 use crate::config::AtimeMode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -16,7 +16,7 @@ impl Fs {
     /// must then be dropped.
     pub fn open_for_read(&self, ino: Ino) -> FsResult<bool> {
         let n = self.get(ino)?;
-        if n.kind != FileKind::File || ino == CONTROL_INO {
+        if n.kind() != FileKind::File || ino == CONTROL_INO {
             return Ok(false);
         }
         Ok(self.touch_atime(&n))
@@ -62,7 +62,7 @@ fn atime_due(mode: AtimeMode, i: &Inner) -> bool {
 /// relatime: update atime if it is not newer than mtime/ctime or a day old.
 fn relatime_due(i: &Inner) -> bool {
     i.atime <= i.mtime
-        || i.atime <= i.ctime
+        || i.atime <= Stamp::from(i.ctime)
         || SystemTime::from(now())
             .duration_since(i.atime.into())
             .unwrap_or_default()

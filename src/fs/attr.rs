@@ -39,7 +39,7 @@ impl Fs {
     pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
         let n = self.get(ino)?;
         let i = n.inner.read();
-        Ok(self.attr_of(ino, n.kind, &i))
+        Ok(self.attr_of(ino, n.kind(), &i))
     }
 
     /// chmod, chown, truncate, utimes. Permission checks are the kernel's
@@ -52,7 +52,7 @@ impl Fs {
             if s.mode.is_some() || s.uid.is_some() || s.gid.is_some() {
                 return err(libc::EPERM);
             }
-            return Ok(self.attr_of(ino, n.kind, &i));
+            return Ok(self.attr_of(ino, n.kind(), &i));
         }
         let t = now();
         let mut changed = false;
@@ -85,7 +85,7 @@ impl Fs {
         }
         if let Some(k) = s
             .kill_suidgid
-            .filter(|_| s.mode.is_none() && n.kind != FileKind::Dir)
+            .filter(|_| s.mode.is_none() && n.kind() != FileKind::Dir)
         {
             changed |= clear_suidgid(&mut i, &k);
         }
@@ -106,8 +106,8 @@ impl Fs {
         if let Some(c) = s.ctime {
             i.ctime = c.into();
         } else if changed {
-            i.ctime = t;
+            i.ctime = t.into();
         }
-        Ok(self.attr_of(ino, n.kind, &i))
+        Ok(self.attr_of(ino, n.kind(), &i))
     }
 }

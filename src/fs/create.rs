@@ -85,15 +85,14 @@ impl Fs {
             nlink: if kind == FileKind::Dir { 2 } else { 1 },
             atime: t,
             mtime: t,
-            ctime: t,
-            crtime: t,
+            ctime: t.into(),
+            crtime: t.into(),
             xattrs,
             content,
             gone: false,
         };
         let attr = self.attr_of(ino, kind, &inner);
-        let node = Inode::new(ino, kind, inner);
-        node.lookups.store(1, Ordering::Relaxed);
+        let node = Inode::new(ino, kind, 1, inner);
         d.insert(name, ino, kind);
         if kind == FileKind::Dir {
             pi.nlink += 1;
@@ -102,7 +101,7 @@ impl Fs {
             self.files.fetch_add(1, Ordering::Relaxed);
         }
         pi.mtime = t;
-        pi.ctime = t;
+        pi.ctime = t.into();
         self.table.write().insert(Arc::new(node));
         Ok(attr)
     }

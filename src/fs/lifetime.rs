@@ -10,7 +10,75 @@
 
 use super::{err, Attr, Content, Errno, FileKind, Fs, FsResult, Inner, Ino, Inode, Xattrs};
 use super::{CONTROL_INO, NAME_MAX, ROOT_INO};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// An inode's kernel references and its kind, in one word:
+///
+/// ```text
+///  63..61  kind     `FileKind`, set at creation, never changed
+///  60..0   lookups  references the kernel holds
+/// ```
+///
+/// The kind rides here rather than in a field of its own because the
+/// inode's size decides its malloc chunk: a separate byte cost 8 with
+/// padding, and 16 with the rounding. Changes to the count are atomic adds
+/// and subtractions of the low bits, which never reach the kind: the count
+/// is at most the kernel's own (a u64 the kernel keeps far below 2^61) and
+/// a forget saturates at 0.
+///
+/// Orderings: `Relaxed`. The count is only compared with 0 under the
+/// inode's write lock (`maybe_drop`), and every change that can make it 0
+/// (`forget`) then takes that lock, which orders them.
+pub(super) struct Lookups(AtomicU64);
+
+const KIND_SHIFT: u32 = 61;
+const COUNT: u64 = (1 << KIND_SHIFT) - 1;
+/// `FileKind`s by their 3-bit code.
+const KINDS: [FileKind; 7] = [
+    FileKind::File,
+    FileKind::Dir,
+    FileKind::Symlink,
+    FileKind::Fifo,
+    FileKind::Socket,
+    FileKind::CharDev,
+    FileKind::BlockDev,
+];
+
+impl Lookups {
+    pub(super) fn new(kind: FileKind, count: u64) -> Lookups {
+        let code = KINDS
+            .iter()
+            .position(|&k| k == kind)
+            .expect("every kind listed") as u64;
+        debug_assert!(count <= COUNT);
+        Lookups(AtomicU64::new(code << KIND_SHIFT | count))
+    }
+
+    pub(super) fn kind(&self) -> FileKind {
+        KINDS[(self.0.load(Ordering::Relaxed) >> KIND_SHIFT) as usize]
+    }
+
+    pub(super) fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed) & COUNT
+    }
+
+    /// One more kernel reference.
+    pub(super) fn add(&self) {
+        let old = self.0.fetch_add(1, Ordering::Relaxed);
+        debug_assert!(old & COUNT < COUNT, "lookup count overflow");
+    }
+
+    /// Give back `n` references (no further than 0); the count before.
+    pub(super) fn forget(&self, n: u64) -> u64 {
+        let old = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v & !COUNT | (v & COUNT).saturating_sub(n))
+            })
+            .expect("closure never fails");
+        old & COUNT
+    }
+}
 
 impl Fs {
     /// Look `name` up in `parent`; the returned entry holds a kernel reference.
@@ -33,22 +101,17 @@ impl Fs {
             let c = self.get(ino)?;
             // Under the parent's lock: the entry cannot be unlinked (and the
             // inode dropped) between finding it and counting the reference.
-            c.lookups.fetch_add(1, Ordering::Relaxed);
+            c.lookups.add();
             c
         };
         let ci = child.inner.read();
-        Ok(self.attr_of(child.ino, child.kind, &ci))
+        Ok(self.attr_of(child.ino, child.kind(), &ci))
     }
 
     /// Give back `n` kernel references to `ino`.
     pub fn forget(&self, ino: Ino, n: u64) {
         let Ok(node) = self.get(ino) else { return };
-        let prev = node
-            .lookups
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
-                Some(l.saturating_sub(n))
-            })
-            .expect("closure never fails");
+        let prev = node.lookups.forget(n);
         if prev <= n {
             let mut i = node.inner.write();
             let dead = self.maybe_drop(&node, &mut i);
@@ -67,7 +130,7 @@ impl Fs {
     pub(super) fn maybe_drop(&self, node: &Inode, i: &mut Inner) -> Option<Content> {
         if i.gone
             || i.nlink > 0
-            || node.lookups.load(Ordering::Relaxed) > 0
+            || node.lookups.count() > 0
             || node.ino == ROOT_INO
             || node.ino == CONTROL_INO
         {
@@ -76,7 +139,7 @@ impl Fs {
         i.gone = true;
         self.table.write().remove(node.ino);
         self.inodes_used.fetch_sub(1, Ordering::Relaxed);
-        match node.kind {
+        match node.kind() {
             FileKind::File => self.files.fetch_sub(1, Ordering::Relaxed),
             FileKind::Dir => self.directories.fetch_sub(1, Ordering::Relaxed),
             _ => 0,

@@ -64,6 +64,7 @@ mod create;
 mod data;
 mod dir;
 mod lifetime;
+use lifetime::Lookups;
 mod limits;
 mod namespace;
 mod readdir;
@@ -82,7 +83,7 @@ use data::{FileData, Space, Writers};
 pub use data::{Pace, PassReport, PassSpec, Unpaced};
 use dir::Dir;
 use parking_lot::{Mutex, RwLock};
-use stamp::Stamp;
+use stamp::{ClockStamp, Stamp};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -120,11 +121,12 @@ struct Inner {
     /// Directory entries naming this inode (directories: 2 + subdirectories;
     /// 0 once removed).
     nlink: u32,
-    /// Timestamps, 12 bytes each (`stamp.rs`).
+    /// Timestamps (`stamp.rs`): those users set, 12 bytes each; those only
+    /// the clock sets, 8.
     atime: Stamp,
     mtime: Stamp,
-    ctime: Stamp,
-    crtime: Stamp,
+    ctime: ClockStamp,
+    crtime: ClockStamp,
     /// Extended attributes, name -> value. Small per inode, so a Vec.
     xattrs: Xattrs,
     content: Content,
@@ -134,10 +136,8 @@ struct Inner {
 
 pub(crate) struct Inode {
     ino: Ino,
-    /// Never changes after creation.
-    kind: FileKind,
-    /// Kernel references (see `lifetime.rs`).
-    lookups: AtomicU64,
+    /// Kernel references, and the kind, which never changes (`lifetime.rs`).
+    lookups: Lookups,
     inner: RwLock<Inner>,
 }
 
@@ -256,8 +256,8 @@ impl Fs {
             nlink: 2,
             atime: t,
             mtime: t,
-            ctime: t,
-            crtime: t,
+            ctime: t.into(),
+            crtime: t.into(),
             xattrs: Xattrs::new(),
             content: Content::Dir(Box::new(root_dir)),
             gone: false,
@@ -270,16 +270,21 @@ impl Fs {
             nlink: 1,
             atime: t,
             mtime: t,
-            ctime: t,
-            crtime: t,
+            ctime: t.into(),
+            crtime: t.into(),
             xattrs: Xattrs::new(),
             content: Content::Control,
             gone: false,
         };
         {
             let mut tbl = fs.table.write();
-            tbl.insert(Arc::new(Inode::new(ROOT_INO, FileKind::Dir, root)));
-            tbl.insert(Arc::new(Inode::new(CONTROL_INO, FileKind::File, control)));
+            tbl.insert(Arc::new(Inode::new(ROOT_INO, FileKind::Dir, 0, root)));
+            tbl.insert(Arc::new(Inode::new(
+                CONTROL_INO,
+                FileKind::File,
+                0,
+                control,
+            )));
         }
         fs
     }
@@ -332,13 +337,17 @@ impl Fs {
 }
 
 impl Inode {
-    fn new(ino: Ino, kind: FileKind, inner: Inner) -> Inode {
+    /// An inode the kernel holds `lookups` references to.
+    fn new(ino: Ino, kind: FileKind, lookups: u64, inner: Inner) -> Inode {
         Inode {
             ino,
-            kind,
-            lookups: AtomicU64::new(0),
+            lookups: Lookups::new(kind, lookups),
             inner: RwLock::new(inner),
         }
+    }
+
+    fn kind(&self) -> FileKind {
+        self.lookups.kind()
     }
 }
 

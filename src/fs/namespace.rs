@@ -5,7 +5,6 @@
 use super::dir::Dir;
 use super::{check_name, err, now, Attr, Content, Errno, FileKind, Fs, FsResult, Inner, Ino};
 use super::{RenameFlags, CONTROL_INO, LINK_MAX, NAME_MAX, ROOT_INO};
-use std::sync::atomic::Ordering;
 
 impl Fs {
     /// A new name `newname` in `newparent` for `ino`.
@@ -17,7 +16,7 @@ impl Fs {
         let _ns = self.ns.lock();
         let p = self.get(newparent)?;
         let c = self.get(ino)?;
-        if c.kind == FileKind::Dir {
+        if c.kind() == FileKind::Dir {
             return err(libc::EPERM);
         }
         let mut pi = p.inner.write();
@@ -40,14 +39,14 @@ impl Fs {
         if ci.nlink >= LINK_MAX {
             return err(libc::EMLINK);
         }
-        d.insert(newname, ino, c.kind);
+        d.insert(newname, ino, c.kind());
         let t = now();
         ci.nlink += 1;
-        ci.ctime = t;
+        ci.ctime = t.into();
         pi.mtime = t;
-        pi.ctime = t;
-        c.lookups.fetch_add(1, Ordering::Relaxed);
-        Ok(self.attr_of(ino, c.kind, &ci))
+        pi.ctime = t.into();
+        c.lookups.add();
+        Ok(self.attr_of(ino, c.kind(), &ci))
     }
 
     /// unlink (dir = false) and rmdir (dir = true).
@@ -92,9 +91,9 @@ impl Fs {
             } else {
                 ci.nlink -= 1;
             }
-            ci.ctime = t;
+            ci.ctime = t.into();
             pi.mtime = t;
-            pi.ctime = t;
+            pi.ctime = t.into();
             drop(pi);
             self.maybe_drop(&c, &mut ci)
         };
@@ -275,7 +274,7 @@ impl Fs {
                     dir_mut(di).parent = oldp;
                 }
             }
-            di.ctime = t;
+            di.ctime = t.into();
         } else {
             dir_mut(&mut og).remove(oldname);
             let mut replaced_dir = false;
@@ -292,7 +291,7 @@ impl Fs {
                     } else {
                         di.nlink -= 1;
                     }
-                    di.ctime = t;
+                    di.ctime = t.into();
                 }
                 dir_mut(npi).insert(newname, src, skind);
                 if replaced_dir {
@@ -306,12 +305,12 @@ impl Fs {
                 dir_mut(&mut si).parent = newp;
             }
         }
-        si.ctime = t;
+        si.ctime = t.into();
         og.mtime = t;
-        og.ctime = t;
+        og.ctime = t.into();
         if let Some(g) = ng.as_deref_mut() {
             g.mtime = t;
-            g.ctime = t;
+            g.ctime = t.into();
         }
         drop(og);
         drop(ng);

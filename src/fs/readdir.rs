@@ -3,7 +3,6 @@
 
 use super::dir::Listed;
 use super::{err, Attr, Content, DirEntry, Fs, FsResult, Ino, Inode, CONTROL_INO};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Fs {
@@ -72,7 +71,7 @@ impl Fs {
                 }
                 let Ok(node) = self.get(e.ino) else { continue };
                 if !dot {
-                    node.lookups.fetch_add(1, Ordering::Relaxed);
+                    node.lookups.add();
                 }
                 pinned.push((e, node));
             }
@@ -81,7 +80,7 @@ impl Fs {
             .into_iter()
             .map(|(e, node)| {
                 let i = node.inner.read();
-                let a = self.attr_of(node.ino, node.kind, &i);
+                let a = self.attr_of(node.ino, node.kind(), &i);
                 (e, a)
             })
             .collect())

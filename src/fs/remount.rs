@@ -139,7 +139,7 @@ impl Fs {
             i.perm = (c.mode & 0o7777) as u16;
             i.uid = c.uid;
             i.gid = c.gid;
-            i.ctime = super::now();
+            i.ctime = super::now().into();
         }
         Ok(())
     }

@@ -34,13 +34,13 @@ impl Fs {
     /// whether the mode changed, so the caller can drop the kernel's copy.
     pub fn kill_suidgid(&self, ino: Ino, who: &Killer) -> FsResult<bool> {
         let n = self.get(ino)?;
-        if n.kind == FileKind::Dir || ino == CONTROL_INO {
+        if n.kind() == FileKind::Dir || ino == CONTROL_INO {
             return Ok(false);
         }
         let mut i = n.inner.write();
         let killed = clear_suidgid(&mut i, who);
         if killed {
-            i.ctime = now();
+            i.ctime = now().into();
         }
         Ok(killed)
     }

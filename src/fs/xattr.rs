@@ -102,7 +102,7 @@ impl Fs {
         let n = self.get(ino)?;
         let mut i = n.inner.write();
         if let Some(kind) = acl::Kind::of(name) {
-            return set_acl(n.kind, &mut i, kind, value, who);
+            return set_acl(n.kind(), &mut i, kind, value, who);
         }
         let pos = i.xattrs.iter().position(|(k, _)| &**k == name);
         if flags & libc::XATTR_CREATE != 0 && pos.is_some() {
@@ -112,7 +112,7 @@ impl Fs {
             return err(libc::ENODATA);
         }
         put_xattr(&mut i, name, Some(value))?;
-        i.ctime = now();
+        i.ctime = now().into();
         Ok(())
     }
 
@@ -156,7 +156,7 @@ impl Fs {
                 return err(libc::EPERM);
             }
             put_xattr(&mut i, name, None)?;
-            i.ctime = now();
+            i.ctime = now().into();
             return Ok(());
         }
         let pos = i
@@ -165,7 +165,7 @@ impl Fs {
             .position(|(k, _)| &**k == name)
             .ok_or(Errno(libc::ENODATA))?;
         i.xattrs.swap_remove(pos);
-        i.ctime = now();
+        i.ctime = now().into();
         Ok(())
     }
 }
@@ -250,6 +250,6 @@ fn set_acl(
             i.perm = perm;
         }
     }
-    i.ctime = now();
+    i.ctime = now().into();
     Ok(())
 }

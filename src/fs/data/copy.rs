@@ -61,7 +61,7 @@ impl Fs {
         let src = self.get(ino_in)?;
         let dst = self.get(ino_out)?;
         for n in [&src, &dst] {
-            match n.kind {
+            match n.kind() {
                 FileKind::File => {}
                 FileKind::Dir => return err(libc::EISDIR),
                 _ => return err(libc::EINVAL),

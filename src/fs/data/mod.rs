@@ -116,7 +116,7 @@ fn store_err(e: crate::store::StoreError) -> Errno {
 fn data_changed(i: &mut Inner, kill: Option<Killer>) -> bool {
     let t = now();
     i.mtime = t;
-    i.ctime = t;
+    i.ctime = t.into();
     kill.is_some_and(|k| clear_suidgid(i, &k))
 }
 
@@ -177,7 +177,7 @@ impl Fs {
             return Ok((data.len(), false));
         }
         let n = self.get(ino)?;
-        if n.kind != FileKind::File {
+        if n.kind() != FileKind::File {
             return err(libc::EINVAL);
         }
         check_end(off, data.len())?;
@@ -260,7 +260,7 @@ impl Fs {
             {
                 i.mtime = t;
             }
-            i.ctime = t;
+            i.ctime = t.into();
         }
         Ok(())
     }

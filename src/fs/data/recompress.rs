@@ -90,7 +90,7 @@ impl Fs {
             .table
             .read()
             .iter()
-            .filter(|n| n.kind == FileKind::File)
+            .filter(|n| n.kind() == FileKind::File)
             .cloned()
             .collect();
         let mut report = PassReport::default();
