@@ -155,7 +155,7 @@ impl Handle {
         debug_assert!(id < handles::MAX_IDS);
         Handle(NonZeroU32::new(id + 1).expect("id < MAX_IDS"))
     }
-    /// Index in the handle table (and in tables keyed like it: dedup meta).
+    /// Index in the handle table (and in tables keyed like it: the store's object words).
     pub(crate) fn id(self) -> u32 {
         self.0.get() - 1
     }

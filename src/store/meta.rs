@@ -252,6 +252,35 @@ mod tests {
         assert_eq!(m.all_indexed().count(), 0);
     }
 
+    /// Readers set and a pass takes the flags, with no lock, while dedup
+    /// counts references on the same word: neither loses the other's
+    /// change (a load-then-store in either would).
+    #[test]
+    fn flag_changes_and_ref_counts_race_without_loss() {
+        let m = Meta::new();
+        m.born(h(1));
+        m.index(h(1), 12345);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    m.touch(h(1));
+                    m.take_accessed(h(1));
+                }
+            });
+            for round in 0..200_000u64 {
+                m.add_ref(h(1));
+                if round % 7 == 0 {
+                    m.mark_skip(h(1));
+                }
+                assert_eq!(m.drop_ref(h(1)), 1);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(m.indexed(h(1)), Some((12345, 1)));
+        assert!(m.skipped(h(1)));
+    }
+
     #[test]
     fn units_count_to_a_ceiling_and_are_never_indexed() {
         let m = Meta::new();

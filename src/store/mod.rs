@@ -28,6 +28,10 @@
 //! pool object once, as zram does with dedup; `dedup_pages` counts blocks
 //! served by an object another block already holds.
 //!
+//! Each pool object has one word of the store's beside it (`meta.rs`): the
+//! dedup index's key and reference count for it, recompression's marks,
+//! and for a zstd unit the blocks naming it.
+//!
 //! The store's only locks are the dedup index's shard locks (see its lock
 //! order); counters are atomics, the pool synchronises internally, and the
 //! scratch buffers are per thread. Callers (the fs core) serialise access
