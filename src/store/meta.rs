@@ -263,17 +263,27 @@ mod tests {
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
+                let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     m.touch(h(1));
                     m.take_accessed(h(1));
+                    n += 1;
+                    if n == 1000 {
+                        // Set once, mid-race: a counter's store must keep it.
+                        m.mark_skip(h(1));
+                    }
                 }
             });
-            for round in 0..200_000u64 {
+            // Until the mark is in, and then as long again.
+            let mut rounds = 0u64;
+            let mut marked_at = None;
+            while marked_at.is_none_or(|at| rounds < 2 * at + 100_000) {
                 m.add_ref(h(1));
-                if round % 7 == 0 {
-                    m.mark_skip(h(1));
-                }
                 assert_eq!(m.drop_ref(h(1)), 1);
+                rounds += 1;
+                if marked_at.is_none() && m.skipped(h(1)) {
+                    marked_at = Some(rounds);
+                }
             }
             stop.store(true, Ordering::Relaxed);
         });
