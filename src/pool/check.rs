@@ -105,13 +105,13 @@ impl Pool {
             };
             let zid = zid as u32;
             zspages += 1;
-            assert_eq!(z.pages.len(), info.pages);
-            assert_eq!(z.slots.len(), info.objs);
+            assert_eq!(z.npages(), info.pages);
+            assert_eq!(z.slots().len(), info.objs);
             // Free chain visits exactly the free slots.
             let mut free = 0;
             let mut cur = z.free_head;
             while cur != SLOT_NIL {
-                let s = z.slots[cur as usize];
+                let s = z.slots()[cur as usize];
                 assert!(
                     s & SLOT_FREE != 0,
                     "class {ci} zspage {zid}: chain hits used slot {cur}"

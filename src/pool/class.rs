@@ -312,7 +312,7 @@ impl Class {
     /// Add a zspage over `pages`, Listed, at the head of the empty group and
     /// of the LRU (stamped by the allocation that follows).
     pub fn new_zspage(&mut self, pages: Box<[Page]>) -> u32 {
-        let z = ZsPage::new(pages, self.info.objs);
+        let z = ZsPage::new(&pages, self.info.objs);
         let id = match self.free_zs.pop() {
             Some(id) => {
                 self.slab[id as usize] = Some(z);
@@ -335,8 +335,8 @@ impl Class {
         let z = self.z_mut(zid);
         let idx = z.free_head as usize;
         debug_assert!(z.free_head != SLOT_NIL, "take_slot on a full zspage");
-        z.free_head = z.slots[idx] & !SLOT_FREE;
-        z.slots[idx] = hid;
+        z.free_head = z.slots()[idx] & !SLOT_FREE;
+        z.slots_mut()[idx] = hid;
         z.inuse += 1;
         let isolated = z.state == ZsState::Isolated;
         self.inuse += 1;
@@ -350,8 +350,9 @@ impl Class {
     #[inline]
     pub fn release_slot(&mut self, zid: u32, idx: usize) {
         let z = self.z_mut(zid);
-        debug_assert!(z.slots[idx] & SLOT_FREE == 0, "double free of a slot");
-        z.slots[idx] = SLOT_FREE | z.free_head;
+        debug_assert!(z.slots()[idx] & SLOT_FREE == 0, "double free of a slot");
+        let head = z.free_head;
+        z.slots_mut()[idx] = SLOT_FREE | head;
         z.free_head = idx as u32;
         z.inuse -= 1;
         let isolated = z.state == ZsState::Isolated;
@@ -405,7 +406,7 @@ impl Class {
         let z = self.slab[zid as usize].take().expect("live zspage");
         self.free_zs.push(zid);
         self.zspages -= 1;
-        z.pages
+        z.pages()
     }
 
     /// Move Listed zspages from the top of the slab into its lowest free

@@ -49,11 +49,11 @@ impl Pool {
             while c.z(src).inuse > 0 && c.z(dst).free_head != SLOT_NIL {
                 let sidx = c
                     .z(src)
-                    .slots
+                    .slots()
                     .iter()
                     .position(|&s| s & SLOT_FREE == 0)
                     .expect("inuse > 0");
-                let hid = c.z(src).slots[sidx];
+                let hid = c.z(src).slots()[sidx];
                 let entry = self.handles.entry(hid);
                 let Loc::Mem { len, .. } = entry.load_locked() else {
                     unreachable!("slot of a zspage whose handle is not in memory")

@@ -56,6 +56,11 @@ impl Page {
     pub fn ptr(self) -> *mut u8 {
         self.0.as_ptr()
     }
+
+    /// The page at `p`, an address `ptr` returned (zspages keep them packed).
+    pub fn from_ptr(p: *mut u8) -> Page {
+        Page(NonNull::new(p).expect("a page address is not null"))
+    }
 }
 
 struct Inner {

@@ -285,7 +285,7 @@ impl Pool {
         for (k, &(idx, hid, _, len)) in meta.iter().enumerate() {
             // A slot of an isolated zspage is never reused, so still holding
             // `hid` means the object was not freed during the write.
-            if c.z(zid).slots[idx] != hid {
+            if c.z(zid).slots()[idx] != hid {
                 continue;
             }
             // The record is on disk before a reader can see this.

@@ -40,10 +40,13 @@ pub(super) enum ZsState {
 }
 
 pub(super) struct ZsPage {
-    /// The chain. Invariant: len == class pages per zspage.
-    pub pages: Box<[Page]>,
-    /// Per slot: the handle id stored there, or `SLOT_FREE | next free slot`.
-    pub slots: Box<[u32]>,
+    /// The chain and the slots in one allocation (one malloc chunk and one
+    /// pointer per zspage, not two): `npages` page addresses, each as two
+    /// u32 halves, then per slot the handle id stored there, or
+    /// `SLOT_FREE | next free slot`. Read through `page`, `slots`.
+    /// Invariant: npages == class pages per zspage; slots == class objs.
+    mem: Box<[u32]>,
+    npages: u8,
     /// First free slot or SLOT_NIL. Invariant: the chain from here visits
     /// exactly the free slots.
     pub free_head: u32,
@@ -66,20 +69,22 @@ pub(super) struct ZsPage {
 
 impl ZsPage {
     /// A Listed zspage of `objs` free slots over `pages`, in no list yet.
-    pub fn new(pages: Box<[Page]>, objs: usize) -> ZsPage {
-        let slots: Box<[u32]> = (0..objs as u32)
-            .map(|i| {
-                SLOT_FREE
-                    | if i + 1 == objs as u32 {
-                        SLOT_NIL
-                    } else {
-                        i + 1
-                    }
-            })
-            .collect();
+    pub fn new(pages: &[Page], objs: usize) -> ZsPage {
+        let halves = pages.iter().flat_map(|p| {
+            let a = p.ptr() as usize as u64;
+            [a as u32, (a >> 32) as u32]
+        });
+        let slots = (0..objs as u32).map(|i| {
+            SLOT_FREE
+                | if i + 1 == objs as u32 {
+                    SLOT_NIL
+                } else {
+                    i + 1
+                }
+        });
         ZsPage {
-            pages,
-            slots,
+            mem: halves.chain(slots).collect(),
+            npages: u8::try_from(pages.len()).expect("a zspage has few pages"),
             free_head: 0,
             inuse: 0,
             state: ZsState::Listed,
@@ -89,6 +94,36 @@ impl ZsPage {
             glink: UNLINKED,
             llink: UNLINKED,
         }
+    }
+
+    /// The address of page `p` of the chain.
+    #[inline]
+    fn page(&self, p: usize) -> *mut u8 {
+        let (lo, hi) = (self.mem[2 * p], self.mem[2 * p + 1]);
+        (u64::from(hi) << 32 | u64::from(lo)) as usize as *mut u8
+    }
+
+    /// The chain's pages, to give back to the arena.
+    pub fn pages(&self) -> Box<[Page]> {
+        (0..usize::from(self.npages))
+            .map(|p| Page::from_ptr(self.page(p)))
+            .collect()
+    }
+
+    /// Pages in the chain.
+    pub fn npages(&self) -> usize {
+        usize::from(self.npages)
+    }
+
+    /// Per slot: the handle id stored there, or `SLOT_FREE | next free slot`.
+    #[inline]
+    pub fn slots(&self) -> &[u32] {
+        &self.mem[2 * usize::from(self.npages)..]
+    }
+
+    #[inline]
+    pub fn slots_mut(&mut self) -> &mut [u32] {
+        &mut self.mem[2 * usize::from(self.npages)..]
     }
 
     /// Copy `len` bytes of slot `idx` to the end of `out`.
@@ -101,9 +136,7 @@ impl ZsPage {
             // SAFETY: slot idx lies inside the chain (idx < objs, objs * size
             // <= pages * 4096), the page is owned by this zspage, and the
             // caller holds the class lock, so no one writes it meanwhile.
-            out.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(self.pages[p].ptr().add(po), n)
-            });
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(self.page(p).add(po), n) });
             off += n;
             left -= n;
         }
@@ -119,7 +152,7 @@ impl ZsPage {
             let n = rest.len().min(PAGE_SIZE - po);
             // SAFETY: as in copy_out; &mut self under the class lock makes
             // this the only access.
-            unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), self.pages[p].ptr().add(po), n) };
+            unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), self.page(p).add(po), n) };
             off += n;
             rest = &rest[n..];
         }
@@ -127,10 +160,43 @@ impl ZsPage {
 
     /// The used slots: (slot, handle id).
     pub fn used(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
-        self.slots
+        self.slots()
             .iter()
             .enumerate()
             .filter(|(_, &s)| s & SLOT_FREE == 0)
             .map(|(i, &s)| (i, s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slab holds one of these per zspage id: 64 bytes, where separate
+    /// page and slot boxes took 80 (and two malloc chunks, not one).
+    #[test]
+    fn a_zspage_is_one_allocation_and_a_64_byte_slot() {
+        assert!(std::mem::size_of::<Option<ZsPage>>() <= 64);
+        let mut backing = vec![0u8; 3 * PAGE_SIZE];
+        let base = backing.as_mut_ptr();
+        // SAFETY: three pages' worth of bytes inside `backing`.
+        let pages: Vec<Page> = (0..3)
+            .map(|p| Page::from_ptr(unsafe { base.add(p * PAGE_SIZE) }))
+            .collect();
+        let mut z = ZsPage::new(&pages, 5);
+        assert_eq!(z.npages(), 3);
+        assert_eq!(&*z.pages(), &pages[..]);
+        assert_eq!(z.slots().len(), 5);
+        assert_eq!(z.slots()[4], SLOT_FREE | SLOT_NIL);
+        // A slot across the first page boundary round-trips.
+        let data: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        z.copy_in(2500, 1, &data);
+        let mut out = Vec::new();
+        z.copy_out(2500, 1, data.len(), &mut out);
+        assert_eq!(out, data);
+        assert_eq!(z.used().count(), 0);
+        z.slots_mut()[1] = 42;
+        assert_eq!(z.used().collect::<Vec<_>>(), [(1, 42)]);
+        drop(backing);
     }
 }
