@@ -88,6 +88,7 @@ impl Pool {
     /// descriptor stay allocated per zspage the class once had.
     fn shrink_slab(&self, ci: usize) {
         let mut c = self.classes[ci].lock();
+        c.trim_free_ids();
         let moved = c.shrink_slab();
         self.zspages_renumbered
             .fetch_add(moved.len() as u64, Ordering::Relaxed);
