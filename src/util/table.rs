@@ -20,7 +20,7 @@
 //! entry's value means, and the ordering of its own loads and stores, is the
 //! user's business.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const BLOCK_BITS: u32 = 12;
 /// Entries per block.
@@ -29,12 +29,20 @@ pub(crate) const BLOCK: usize = 1 << BLOCK_BITS;
 pub(crate) const MAX_IDS: u32 = 1 << 31;
 const DIR: usize = (MAX_IDS as usize) >> BLOCK_BITS;
 const DIR_BYTES: usize = DIR * std::mem::size_of::<AtomicPtr<AtomicU64>>();
+/// Directory pointers per 4 KiB page of the directory.
+const PTRS_PER_PAGE: usize = 4096 / std::mem::size_of::<AtomicPtr<AtomicU64>>();
+const DIR_PAGES: usize = DIR_BYTES / 4096;
 
 pub(crate) struct AtomicTable {
     /// DIR pointers in a private anonymous mapping (zero until written).
     /// Invariant: dir[i] is null or a leaked `Box<[AtomicU64; BLOCK]>` that
     /// lives until the table drops. Set once (null -> block), never changed.
     dir: std::ptr::NonNull<AtomicPtr<AtomicU64>>,
+    /// Blocks published, and a bit per directory page holding a pointer:
+    /// `bytes` in O(1), for stats read after every write in tests and by
+    /// every read of the control file (`Relaxed`: counts, ordering nothing).
+    blocks: AtomicUsize,
+    dir_pages: [AtomicU64; DIR_PAGES / 64],
 }
 
 // SAFETY: the directory is only touched through atomics, and the blocks it
@@ -64,6 +72,8 @@ impl AtomicTable {
         AtomicTable {
             // Zero-filled memory is a valid array of null AtomicPtrs.
             dir: std::ptr::NonNull::new(p.cast()).expect("mmap returned null"),
+            blocks: AtomicUsize::new(0),
+            dir_pages: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -97,7 +107,11 @@ impl AtomicTable {
         let won = slot
             .compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
-        if !won {
+        if won {
+            self.blocks.fetch_add(1, Ordering::Relaxed);
+            let page = (id >> BLOCK_BITS) as usize / PTRS_PER_PAGE;
+            self.dir_pages[page / 64].fetch_or(1 << (page % 64), Ordering::Relaxed);
+        } else {
             // SAFETY: p came from Box::into_raw just above and was not published.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
         }
@@ -120,17 +134,13 @@ impl AtomicTable {
     /// Memory the table holds: its blocks, and the directory's pages that
     /// hold a pointer (the others were never written, so never resident).
     pub fn bytes(&self) -> u64 {
-        const PTRS_PER_PAGE: u32 = 4096 / std::mem::size_of::<AtomicPtr<AtomicU64>>() as u32;
-        let (mut blocks, mut pages, mut last_page) = (0u64, 0u64, None);
-        for (first, _) in self.blocks() {
-            blocks += 1;
-            let page = (first >> BLOCK_BITS) / PTRS_PER_PAGE;
-            if last_page != Some(page) {
-                pages += 1;
-                last_page = Some(page);
-            }
-        }
-        blocks * (BLOCK * std::mem::size_of::<AtomicU64>()) as u64 + pages * 4096
+        let blocks = self.blocks.load(Ordering::Relaxed);
+        let pages: u32 = self
+            .dir_pages
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum();
+        (blocks * BLOCK * std::mem::size_of::<AtomicU64>()) as u64 + u64::from(pages) * 4096
     }
 }
 
