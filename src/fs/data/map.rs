@@ -30,8 +30,8 @@ use std::ptr::NonNull;
 /// A file's block map: index -> block, with the BTreeMap methods the code
 /// uses, of the same names and meaning (its iterators yield the index by
 /// value, as the dense form stores none). 8 bytes; no allocation while the
-/// file has no blocks, or only block 0. A dense map costs 12 bytes plus 8 a slot in one
-/// malloc chunk (a 5-block file: 52 bytes, a 64-byte chunk), its growth
+/// file has no blocks, or only block 0. A dense map costs 12 bytes plus 8
+/// a slot in one malloc chunk (a 5-block file: 52 bytes, a 64-byte chunk), its growth
 /// doubling and its slack given back when the file is flushed (e.g.
 /// closed). A sparse map costs a 40-byte box plus 16 bytes a block in a
 /// sorted Vec, up to `SMALL_MAX` blocks, or about 28 in a B-tree beyond.
