@@ -33,29 +33,17 @@ pub(super) struct Lookups(AtomicU64);
 
 const KIND_SHIFT: u32 = 61;
 const COUNT: u64 = (1 << KIND_SHIFT) - 1;
-/// `FileKind`s by their 3-bit code.
-const KINDS: [FileKind; 7] = [
-    FileKind::File,
-    FileKind::Dir,
-    FileKind::Symlink,
-    FileKind::Fifo,
-    FileKind::Socket,
-    FileKind::CharDev,
-    FileKind::BlockDev,
-];
 
 impl Lookups {
     pub(super) fn new(kind: FileKind, count: u64) -> Lookups {
-        let code = KINDS
-            .iter()
-            .position(|&k| k == kind)
-            .expect("every kind listed") as u64;
+        // `FileKind::ALL[code]` is the kind again (a check in types.rs).
+        let code = kind as u64;
         debug_assert!(count <= COUNT);
         Lookups(AtomicU64::new(code << KIND_SHIFT | count))
     }
 
     pub(super) fn kind(&self) -> FileKind {
-        KINDS[(self.0.load(Ordering::Relaxed) >> KIND_SHIFT) as usize]
+        FileKind::ALL[(self.0.load(Ordering::Relaxed) >> KIND_SHIFT) as usize]
     }
 
     pub(super) fn count(&self) -> u64 {

@@ -45,6 +45,20 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Every kind, at the index of its discriminant: `ALL[k as usize] == k`,
+    /// so a kind packed into a few bits (a directory record's byte, the top
+    /// bits of an inode's lookup word) is `k as u8` and comes back as
+    /// `ALL[code]`.
+    pub(crate) const ALL: [FileKind; 7] = [
+        FileKind::File,
+        FileKind::Dir,
+        FileKind::Symlink,
+        FileKind::Fifo,
+        FileKind::Socket,
+        FileKind::CharDev,
+        FileKind::BlockDev,
+    ];
+
     /// The kind named by the `S_IFMT` bits of `mode`.
     pub fn from_mode(mode: u32) -> Option<FileKind> {
         Some(match mode & libc::S_IFMT {
@@ -194,3 +208,11 @@ impl Fallocate {
         }
     }
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < FileKind::ALL.len() {
+        assert!(FileKind::ALL[i] as usize == i, "a kind's code is its index");
+        i += 1;
+    }
+};

@@ -220,25 +220,11 @@ fn release(pages: &mut [Page]) {
 
 fn map_chunk(g: &mut Inner) -> std::io::Result<()> {
     let len = CHUNK_PAGES * PAGE_SIZE;
-    // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
+    let p = crate::util::mapping::map_anonymous(len)?;
     // SAFETY: p is our mapping. Failure only means THP stays possible.
-    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
-    let p = p.cast::<u8>();
-    g.chunks.push(NonNull::new(p).expect("mmap returned null"));
-    g.fresh = p;
+    unsafe { libc::madvise(p.as_ptr().cast(), len, libc::MADV_NOHUGEPAGE) };
+    g.chunks.push(p);
+    g.fresh = p.as_ptr();
     g.fresh_left = CHUNK_PAGES;
     Ok(())
 }
@@ -248,7 +234,7 @@ impl Drop for PageArena {
         for c in &self.inner.get_mut().chunks {
             // SAFETY: every chunk was mapped by map_chunk with this length and
             // no zspage outlives the pool.
-            unsafe { libc::munmap(c.as_ptr().cast(), CHUNK_PAGES * PAGE_SIZE) };
+            unsafe { crate::util::mapping::unmap(*c, CHUNK_PAGES * PAGE_SIZE) };
         }
     }
 }

@@ -52,26 +52,13 @@ unsafe impl Sync for AtomicTable {}
 
 impl AtomicTable {
     pub fn new() -> AtomicTable {
-        // SAFETY: a fresh private anonymous mapping. MAP_NORESERVE: 4 MiB of
-        // address space, of which only the touched pages ever cost memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                DIR_BYTES,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert!(
-            p != libc::MAP_FAILED,
-            "mapping the {DIR_BYTES}-byte id table directory: {}",
-            std::io::Error::last_os_error()
-        );
+        // 4 MiB of address space, of which only the touched pages ever
+        // cost memory.
+        let dir = super::mapping::map_anonymous(DIR_BYTES)
+            .unwrap_or_else(|e| panic!("mapping the {DIR_BYTES}-byte id table directory: {e}"));
         AtomicTable {
             // Zero-filled memory is a valid array of null AtomicPtrs.
-            dir: std::ptr::NonNull::new(p.cast()).expect("mmap returned null"),
+            dir: dir.cast(),
             blocks: AtomicUsize::new(0),
             dir_pages: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -154,7 +141,7 @@ impl Drop for AtomicTable {
             }
         }
         // SAFETY: mapped in `new` with this length; no reference outlives self.
-        unsafe { libc::munmap(self.dir.as_ptr().cast(), DIR_BYTES) };
+        unsafe { super::mapping::unmap(self.dir.cast(), DIR_BYTES) };
     }
 }
 
