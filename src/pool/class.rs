@@ -147,9 +147,6 @@ impl ClassTable {
     }
 }
 
-/// Spare free-handle-id capacity not worth a reallocation (a page of ids).
-const FREE_IDS_SLACK: usize = 1024;
-
 /// The slab keeps at least this many ids before it is worth shrinking: a
 /// small class's slab costs less than the work.
 const SLAB_MIN_SHRINK: usize = 64;
@@ -416,10 +413,7 @@ impl Class {
     /// than it holds: it grew to the class's peak of frees (a
     /// recompression pass frees most of a class's objects at once).
     pub fn trim_free_ids(&mut self) {
-        let (len, cap) = (self.free_ids.len(), self.free_ids.capacity());
-        if cap - len > (len / 4).max(FREE_IDS_SLACK) {
-            self.free_ids.shrink_to(len + len / 4);
-        }
+        crate::util::trim_slack(&mut self.free_ids);
     }
 
     /// Move Listed zspages from the top of the slab into its lowest free

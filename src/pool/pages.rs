@@ -182,19 +182,10 @@ impl PageArena {
         release(&mut pages);
         let mut g = self.inner.lock();
         g.clean.extend_from_slice(&pages);
-        // The lists grew by doubling at the pool's peak; after a shrink
-        // (compaction, writeback) their slack is dead weight.
-        trim_list(&mut g.clean);
-        trim_list(&mut g.dirty);
-    }
-}
-
-/// Give back a list's capacity beyond a quarter more than it holds, once
-/// that is at least a page of entries.
-fn trim_list(v: &mut Vec<Page>) {
-    const SLACK_PAGE: usize = PAGE_SIZE / std::mem::size_of::<Page>();
-    if v.capacity() - v.len() > (v.len() / 4).max(SLACK_PAGE) {
-        v.shrink_to(v.len() + v.len() / 4);
+        // The list grew by doubling at the pool's peak; after a shrink
+        // (compaction, writeback) its slack is dead weight. (`dirty` was
+        // taken whole above, its capacity with it.)
+        crate::util::trim_slack(&mut g.clean);
     }
 }
 
@@ -242,27 +233,6 @@ impl Drop for PageArena {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trimmed_lists_keep_a_quarter_of_slack() {
-        let page = Page::from_ptr(std::ptr::NonNull::<u64>::dangling().as_ptr().cast());
-        let mut v = vec![page; 10_000];
-        v.truncate(2_000);
-        trim_list(&mut v);
-        assert!(
-            v.capacity() >= 2_000 && v.capacity() <= 2_500,
-            "{}",
-            v.capacity()
-        );
-        // Little slack, or little in all: left alone.
-        let cap = v.capacity();
-        trim_list(&mut v);
-        assert_eq!(v.capacity(), cap);
-        let mut small = Vec::with_capacity(300);
-        small.push(page);
-        trim_list(&mut small);
-        assert_eq!(small.capacity(), 300);
-    }
 
     #[test]
     fn freed_pages_are_reused_up_to_the_bound_and_counted() {

@@ -170,8 +170,7 @@ impl Meta {
     /// Without the shard lock this is only stable for an object the caller
     /// holds a reference to (see `dedup.rs`).
     pub(super) fn indexed(&self, h: Handle) -> Option<(u32, u64)> {
-        let v = self.word(h)?.load(Ordering::Acquire);
-        (v & UNIT == 0 && v & MAX_REFS != 0).then(|| (key_of(v), v & MAX_REFS))
+        indexed_in(self.word(h)?.load(Ordering::Acquire))
     }
 
     /// Index object `h` (born, not indexed) under `key` with one reference.
@@ -211,16 +210,16 @@ impl Meta {
     /// shard locked).
     pub(super) fn all_indexed(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
         self.table.blocks().flat_map(|(_, b)| {
-            b.iter().filter_map(|w| {
-                let v = w.load(Ordering::Relaxed);
-                (v & UNIT == 0 && v & MAX_REFS != 0).then(|| (key_of(v), v & MAX_REFS))
-            })
+            b.iter()
+                .filter_map(|w| indexed_in(w.load(Ordering::Relaxed)))
         })
     }
 }
 
-fn key_of(v: u64) -> u32 {
-    ((v & KEY_MASK) >> KEY_SHIFT) as u32
+/// `(key, refs)` if word `v` is an object in the dedup index.
+fn indexed_in(v: u64) -> Option<(u32, u64)> {
+    let refs = v & MAX_REFS;
+    (v & UNIT == 0 && refs != 0).then_some((((v & KEY_MASK) >> KEY_SHIFT) as u32, refs))
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ pub(crate) struct AtomicTable {
     dir: std::ptr::NonNull<AtomicPtr<AtomicU64>>,
     /// Blocks published, and a bit per directory page holding a pointer:
     /// `bytes` in O(1), for stats read after every write in tests and by
-    /// every read of the control file (`Relaxed`: counts, ordering nothing).
+    /// every read of the control file, and `blocks` reading only those
+    /// pages. The count is `Relaxed` (it orders nothing); for the bits see
+    /// `get_or_alloc`.
     blocks: AtomicUsize,
     dir_pages: [AtomicU64; DIR_PAGES / 64],
 }
@@ -97,7 +99,9 @@ impl AtomicTable {
         if won {
             self.blocks.fetch_add(1, Ordering::Relaxed);
             let page = (id >> BLOCK_BITS) as usize / PTRS_PER_PAGE;
-            self.dir_pages[page / 64].fetch_or(1 << (page % 64), Ordering::Relaxed);
+            // Release, paired with the Acquire in `blocks`: whoever sees the
+            // bit also sees the pointer published just before it.
+            self.dir_pages[page / 64].fetch_or(1 << (page % 64), Ordering::Release);
         } else {
             // SAFETY: p came from Box::into_raw just above and was not published.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
@@ -105,17 +109,31 @@ impl AtomicTable {
         (self.get(id).expect("block published"), won)
     }
 
-    /// Every allocated block with the id of its first entry.
+    /// Every allocated block with the id of its first entry, ascending.
+    /// Only the directory pages that hold a pointer are read (`dir_pages`):
+    /// walking all 4 MiB of the directory would fault in its zero pages,
+    /// in every debug check and every drop.
     pub fn blocks(&self) -> impl Iterator<Item = (u32, &[AtomicU64])> {
-        self.dir().iter().enumerate().filter_map(|(i, d)| {
-            let p = d.load(Ordering::Acquire);
-            // SAFETY: as in get.
-            (!p.is_null()).then(|| {
-                ((i as u32) << BLOCK_BITS, unsafe {
-                    std::slice::from_raw_parts(p, BLOCK)
-                })
+        let dir = self.dir();
+        (0..DIR_PAGES)
+            .filter(|&page| {
+                self.dir_pages[page / 64].load(Ordering::Acquire) & (1 << (page % 64)) != 0
             })
-        })
+            .flat_map(move |page| {
+                let first = page * PTRS_PER_PAGE;
+                dir[first..first + PTRS_PER_PAGE]
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(i, d)| {
+                        let p = d.load(Ordering::Acquire);
+                        // SAFETY: as in get.
+                        (!p.is_null()).then(|| {
+                            (((first + i) as u32) << BLOCK_BITS, unsafe {
+                                std::slice::from_raw_parts(p, BLOCK)
+                            })
+                        })
+                    })
+            })
     }
 
     /// Memory the table holds: its blocks, and the directory's pages that
@@ -133,12 +151,12 @@ impl AtomicTable {
 
 impl Drop for AtomicTable {
     fn drop(&mut self) {
-        for slot in self.dir() {
-            let p = slot.load(Ordering::Relaxed);
-            if !p.is_null() {
-                // SAFETY: allocated in get_or_alloc as a boxed slice of BLOCK.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
-            }
+        let blocks: Vec<*mut AtomicU64> =
+            self.blocks().map(|(_, b)| b.as_ptr().cast_mut()).collect();
+        for p in blocks {
+            // SAFETY: allocated in get_or_alloc as a boxed slice of BLOCK,
+            // published once, and nothing borrows the table any more.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, BLOCK)) });
         }
         // SAFETY: mapped in `new` with this length; no reference outlives self.
         unsafe { super::mapping::unmap(self.dir.cast(), DIR_BYTES) };
@@ -170,5 +188,10 @@ mod tests {
         t.get_or_alloc(MAX_IDS - 1).0.store(7, Ordering::Relaxed);
         assert_eq!(t.get(MAX_IDS - 1).unwrap().load(Ordering::Relaxed), 7);
         assert_eq!(t.bytes(), (3 * BLOCK * 8 + 2 * 4096) as u64);
+        let firsts: Vec<u32> = t.blocks().map(|(first, _)| first).collect();
+        assert_eq!(
+            firsts,
+            [0, BLOCK as u32, (MAX_IDS - 1) & !(BLOCK as u32 - 1)]
+        );
     }
 }
